@@ -1,0 +1,52 @@
+# make book       install what is needed, build the HTML book into _build/html
+# make test       install what is needed, run the library tests, nbval over every chapter, and a -W book build
+# make notebooks  re-execute every chapter in place, storing the outputs of the current profile
+# make bench      the throughput benchmarks
+#
+# Everything runs in a virtual environment, .venv, made and filled from requirements.txt on first use.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+NOTEBOOKS := $(wildcard book/*.ipynb)
+# Progress bars are for people: stored outputs and nbval runs are made without them.
+export TQDM_DISABLE := 1
+
+.PHONY: install book test unit nbval notebooks bench clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 > /dev/null
+	# Build matplotlib's font cache now, so that its first-use notice never lands in a notebook's stderr.
+	MPLBACKEND=agg $(PY) -c "import matplotlib.pyplot"
+	touch $@
+
+book: $(STAMP)
+	$(VENV)/bin/jupyter-book build -W -n --keep-going .
+
+test: $(STAMP)
+	$(PY) -m pytest tests
+	$(MAKE) nbval
+
+unit: $(STAMP)
+	$(PY) -m pytest tests -m "not book"
+
+nbval: $(STAMP)
+	$(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg -p no:cacheprovider $(NOTEBOOKS)
+
+notebooks: $(STAMP)
+	cd book && for nb in $(notdir $(NOTEBOOKS)); do \
+	  ../$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1800 $$nb || exit 1; \
+	done
+
+bench: $(STAMP)
+	$(PY) benchmarks/throughput.py
+
+clean:
+	rm -rf _build

@@ -1,0 +1,379 @@
+"""The two-scene short-video feed: the book's running example, with ground truth for every impression.
+
+A user scrolls a discovery feed (scene 1). On each impression (a user, an item's card) the user may
+**stay** on the card for a **stay time** and may **click** it; a click opens the video page (scene 2),
+where the user watches for a **play time** and may **like** the video:
+
+    impression ─► stay? ─► stay_time ─► click? ─► play_time ─► like?
+                 (scene 1: discovery feed)       (scene 2: video page, exists only after a click)
+
+Use::
+
+    data = FeedSimulator(task_correlation=0.2).simulate(100_000, seed=0)
+    model = sbmm.SharedBottom(data.feature_specs, towers)
+    fit(model, data.train, data.valid)
+
+How the world is made (all of it drawn from `seed`):
+
+- Users have a demographic group (age bucket x gender), a city tier, an activity level and two taste
+  vectors: the *click taste* (what makes a card appealing) and the *quality taste* (what makes a video
+  worth watching and liking). The quality taste is ``ρ·click_taste + sqrt(1-ρ²)·independent_taste``
+  with ρ = `task_correlation`; tastes are partly shared within a demographic group.
+- Items have an author (a few authors make many items), a category (mostly their author's), 1 to
+  `max_tags` distinct tags (mostly their category's), a duration, a genuine appeal, a quality
+  (correlated with the appeal by ρ too) and a *bait* score: a cover that draws clicks and a video that
+  does not repay them. An item's latent vector is built from its category's, tags' and author's vectors plus
+  its own, so side features carry signal about it.
+- Impressions pick users in proportion to activity and items in proportion to popularity.
+
+Per impression, with σ the logistic function and ε a fresh N(0, noise²) draw for each line (the
+noise is part of the truth: it is what no feature explains):
+
+    appeal  = (click_taste·item / sqrt(dim) + item appeal   + clickbait · s · bait) / sqrt(1 + clickbait²)
+    quality = (quality_taste·item / sqrt(dim) + item quality − clickbait · s · bait) / sqrt(1 + clickbait²)
+
+where bait ~ N(0, 1) and s = sqrt(1.25) is the std of the genuine part (taste term + item effect).
+So clickbait² is the bait's variance relative to the genuine part's, and the spread of appeal and
+quality, hence the click and like rates, hardly move with clickbait: only what drives them does. At
+clickbait 0 appeal and quality correlate by ρ; as clickbait grows their correlation tends to −1.
+
+    p_stay                = σ(stay_bias + 0.5·appeal + 0.8·activity + age, tier effects + ε)
+    p_click               = p_stay · σ(click_bias + appeal + ε)          (click ⇒ stay)
+    p_like_given_click    = σ(like_bias + quality + user like propensity + age effect + ε)
+    stay_time_given_stay  = 2 s · exp(0.3·appeal + ε)
+    play_time_given_click = duration · σ(watch_bias + 0.8·quality − 0.5·log-duration z-score + ε)
+
+Labels are drawn from exactly these quantities: stay ~ Bernoulli(p_stay); click ~ Bernoulli(p_click /
+p_stay) among stays; like ~ Bernoulli(p_like_given_click) among clicks. A time T with mean E is
+lognormal, ``log T ~ N(log E − s²/2, s²)`` with s = `stay_time_sigma` or `play_time_sigma`, so that
+E[T] = E exactly; a play time may exceed the duration (replays).
+
+Rates the defaults reproduce (1M impressions, seed 0): stay ≈ 41% of impressions, click ≈ 11% of
+impressions (27% of stays), like ≈ 10% of clicks; stay time mean ≈ 2.8 s (median ≈ 2.0 s); play time
+mean ≈ 19 s (median ≈ 11 s): heavy right tails, as in real logs.
+
+Columns (one row per impression):
+
+    features  user_id, item_id, author_id      int32 (N,)
+              category, age, gender, city_tier int16 (N,)
+              tags                             int16 (N, max_tags), padded with -1
+              duration                         float32 (N,) z-score of log seconds over the catalogue
+              popularity                       float32 (N,) z-score of log past views (tracks appeal)
+              activity                         float32 (N,) z-score of log daily minutes (tracks stay)
+    labels    stay, click, like                float32 (N,) 0./1. (float32 so losses take them as is)
+              stay_time, play_time             float32 (N,) seconds; 0 exactly when stay / click is 0
+    truth     p_stay, p_click, p_like_given_click, stay_time_given_stay, play_time_given_click
+                                               float32 (N,), defined for every impression, including
+                                               the counterfactual ones (a like never given the chance)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
+import torch
+
+from ..inputs import Categorical, Dense, Feature, MultiCategorical
+from .batch import Batch
+
+__all__ = ["FeedConfig", "FeedData", "FeedSimulator", "feed_features"]
+
+AGE_SHARES = (0.10, 0.30, 0.22, 0.20, 0.10, 0.05, 0.03)  # buckets <18, 18-24, 25-29, 30-39, 40-49, 50-59, 60+
+GENDER_SHARES = (0.65, 0.35)  # female, male
+CITY_TIER_SHARES = (0.15, 0.20, 0.25, 0.20, 0.20)  # tier 1, new tier 1, tier 2, tier 3, tier 4 and below
+INT16_MAX = 2**15 - 1
+ITEM_EFFECT_STD = 0.5  # std of an item's genuine appeal and of its quality (the taste terms have std 1)
+GENUINE_STD = float(np.sqrt(1 + ITEM_EFFECT_STD**2))  # std of the genuine part of appeal and quality
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    """The world a `FeedSimulator` draws: sizes, the knobs the book turns, and base rates."""
+
+    n_users: int = 2_000  # users; ids in [0, n_users)
+    n_items: int = 1_000  # items (videos); ids in [0, n_items)
+    n_authors: int = 100  # authors; a few make many items (Zipf-like shares)
+    n_categories: int = 16  # item categories
+    n_tags: int = 64  # tag vocabulary; each tag belongs mostly to one category
+    max_tags: int = 4  # an item has 1 to max_tags distinct tags
+    latent_dim: int = 8  # width of the latent taste and item vectors
+    task_correlation: float = 0.5  # ρ in [-1, 1]: agreement of the quality taste (likes, play time)
+    #                                with the click taste: -1 opposed, 0 unrelated, 1 identical
+    clickbait: float = 0.5  # >= 0: bait's weight (relative to the genuine part) in appeal, where it
+    #                         raises clicks, and in quality, where it lowers likes and play time;
+    #                         higher means clicked items are a more biased sample of quality
+    noise: float = 0.5  # >= 0: std of the unexplained per-impression noise on every logit / log-mean
+    stay_bias: float = -1.0  # base logit of stay (sets the stay rate)
+    click_bias: float = -2.2  # base logit of click among stays (sets the click rate)
+    like_bias: float = -3.2  # base logit of like among clicks (lower it to make likes scarce)
+    watch_bias: float = 0.0  # base logit of the expected fraction of the video watched
+    stay_time_sigma: float = 0.8  # lognormal spread of the stay time (larger: heavier tail)
+    play_time_sigma: float = 0.9  # lognormal spread of the play time
+    split: tuple[float, ...] = (0.8, 0.1, 0.1)  # train / valid / test fractions of the impressions
+
+    def __post_init__(self) -> None:
+        for name in ("n_users", "n_items", "n_authors", "n_categories", "n_tags", "max_tags", "latent_dim"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        for name in ("n_categories", "n_tags"):
+            if getattr(self, name) > INT16_MAX:
+                raise ValueError(f"{name} must be at most {INT16_MAX} (its ids are int16), got {getattr(self, name)}")
+        if self.max_tags > self.n_tags:
+            raise ValueError(f"max_tags must be at most n_tags ({self.n_tags}), got {self.max_tags}")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name != "split" and not (isinstance(value, (int, float)) and np.isfinite(value)):
+                raise ValueError(f"{f.name} must be a finite number, got {value!r}")
+        if not -1 <= self.task_correlation <= 1:
+            raise ValueError(f"task_correlation must be in [-1, 1], got {self.task_correlation}")
+        for name in ("clickbait", "noise"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("stay_time_sigma", "play_time_sigma"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        split = tuple(self.split)
+        if not split or any(f <= 0 for f in split) or abs(sum(split) - 1) > 1e-6:
+            raise ValueError(f"split must be positive fractions that sum to 1, got {self.split}")
+
+
+def feed_features(
+    config: FeedConfig, *, id_dim: int = 16, content_dim: int = 8, attribute_dim: int = 4
+) -> list[Feature]:
+    """The feed's feature declarations, with embedding widths: `id_dim` for user, item and author ids,
+    `content_dim` for category and tags (mean-pooled), `attribute_dim` for age, gender and city tier."""
+    return [
+        Categorical("user_id", config.n_users, id_dim),
+        Categorical("item_id", config.n_items, id_dim),
+        Categorical("author_id", config.n_authors, id_dim),
+        Categorical("category", config.n_categories, content_dim),
+        MultiCategorical("tags", config.n_tags, content_dim),
+        Categorical("age", len(AGE_SHARES), attribute_dim),
+        Categorical("gender", len(GENDER_SHARES), attribute_dim),
+        Categorical("city_tier", len(CITY_TIER_SHARES), attribute_dim),
+        Dense("duration"),
+        Dense("popularity"),
+        Dense("activity"),
+    ]
+
+
+@dataclass
+class FeedData:
+    """A simulated feed log: the whole `batch`, its train / valid / test parts, and the declarations.
+
+    `features`, `labels`, `truth` are the whole batch's dicts; `feature_specs` declares the features for
+    a model (`sbmm.SharedBottom(data.feature_specs, towers)`); `config` and `seed` made the data.
+    """
+
+    batch: Batch
+    train: Batch
+    valid: Batch
+    test: Batch
+    feature_specs: list[Feature]
+    config: FeedConfig
+    seed: int
+
+    @property
+    def features(self) -> dict[str, torch.Tensor]:
+        return self.batch.features
+
+    @property
+    def labels(self) -> dict[str, torch.Tensor]:
+        return self.batch.labels
+
+    @property
+    def truth(self) -> dict[str, torch.Tensor]:
+        return self.batch.truth
+
+    def __len__(self) -> int:
+        return len(self.batch)
+
+    def to(self, device: torch.device | str) -> FeedData:
+        """A copy with every batch on `device`."""
+        return replace(self, **{k: getattr(self, k).to(device) for k in ("batch", "train", "valid", "test")})
+
+
+def _zscore(x: np.ndarray) -> np.ndarray:
+    return (x - x.mean()) / max(float(x.std()), 1e-12)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-x))
+
+
+class FeedSimulator:
+    """Draws feed logs from a `FeedConfig`: ``FeedSimulator(config, **overrides).simulate(n, seed)``.
+
+    Keyword overrides replace config fields, so ``FeedSimulator(clickbait=2.0)`` is the default world
+    with more clickbait.
+    """
+
+    def __init__(self, config: FeedConfig | None = None, **overrides):
+        config = config or FeedConfig()
+        unknown = set(overrides) - {f.name for f in fields(FeedConfig)}
+        if unknown:
+            raise ValueError(f"unknown FeedConfig knob(s) {sorted(unknown)}")
+        self.config = replace(config, **overrides)
+
+    def simulate(self, n_impressions: int, seed: int = 0) -> FeedData:
+        """`n_impressions` impressions of a world drawn from `seed` (same seed, same data), split into
+        train / valid / test by `config.split` (shuffled with `seed`)."""
+        if not isinstance(n_impressions, int) or isinstance(n_impressions, bool) or n_impressions < 1:
+            raise ValueError(f"n_impressions must be an integer >= 1, got {n_impressions!r}")
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+        rng = np.random.default_rng(seed)
+        users, items = self._users(rng), self._items(rng)
+        batch = self._impressions(rng, users, items, n_impressions)
+        train, valid, test = batch.split(tuple(self.config.split), seed=seed)
+        return FeedData(batch, train, valid, test, feed_features(self.config), self.config, seed)
+
+    def _users(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """The user table: attributes, activity, and the click and quality tastes (n_users, latent_dim)."""
+        c, n, k = self.config, self.config.n_users, self.config.latent_dim
+        age = rng.choice(len(AGE_SHARES), n, p=AGE_SHARES)
+        gender = rng.choice(len(GENDER_SHARES), n, p=GENDER_SHARES)
+        group = age * len(GENDER_SHARES) + gender  # (n,) demographic group
+
+        def taste() -> np.ndarray:  # (n, k), unit variance per dimension, 40% shared within the group
+            centres = rng.standard_normal((len(AGE_SHARES) * len(GENDER_SHARES), k))
+            return np.sqrt(0.4) * centres[group] + np.sqrt(0.6) * rng.standard_normal((n, k))
+
+        click_taste, other_taste = taste(), taste()
+        rho = c.task_correlation
+        city_tier = rng.choice(len(CITY_TIER_SHARES), n, p=CITY_TIER_SHARES)
+        activity = rng.standard_normal(n)  # latent stay propensity
+        age_stay, tier_stay, age_like = (0.3 * rng.standard_normal(len(s)) for s in (AGE_SHARES, CITY_TIER_SHARES, AGE_SHARES))
+        return {
+            "age": age,
+            "gender": gender,
+            "city_tier": city_tier,
+            "activity": activity,
+            "activity_feature": _zscore(activity + 0.5 * rng.standard_normal(n)),  # a noisy log daily minutes
+            "click_taste": click_taste,
+            "quality_taste": rho * click_taste + np.sqrt(1 - rho**2) * other_taste,
+            "stay_effect": 0.8 * activity + age_stay[age] + tier_stay[city_tier],  # logit shift of stay
+            "like_effect": 0.5 * rng.standard_normal(n) + age_like[age],  # logit shift of like
+        }
+
+    def _items(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """The item table: author, category, tags (n_items, max_tags), duration, vector, appeal, quality, bait."""
+        c, n, k = self.config, self.config.n_items, self.config.latent_dim
+        author_share = 1 / np.arange(1, c.n_authors + 1) ** 0.8
+        author = rng.choice(c.n_authors, n, p=author_share / author_share.sum())
+        author_category = rng.integers(c.n_categories, size=c.n_authors)
+        category = np.where(rng.random(n) < 0.7, author_category[author], rng.integers(c.n_categories, size=n))
+
+        # Tags: distinct, mostly from the item's category (each tag has a home category), by Gumbel top-k.
+        home = rng.permutation(c.n_tags) % c.n_categories  # (n_tags,)
+        weight = np.where(home[None, :] == np.arange(c.n_categories)[:, None], 20.0, 1.0)  # (n_categories, n_tags)
+        keys = np.log(weight[category]) + rng.gumbel(size=(n, c.n_tags))  # (n, n_tags)
+        top = np.argpartition(-keys, c.max_tags - 1, axis=1)[:, : c.max_tags]  # (n, L), unordered
+        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(keys, top, 1), axis=1), 1)
+        n_tags = rng.integers(1, c.max_tags + 1, size=n)  # (n,)
+        present = np.arange(c.max_tags)[None, :] < n_tags[:, None]  # (n, L)
+        tags = np.where(present, top, -1)  # (n, L), -1 pads
+
+        # Item vector: category, tags, author and the item's own part, each of unit variance per dimension.
+        category_vec = rng.standard_normal((c.n_categories, k))
+        tag_vec = rng.standard_normal((c.n_tags, k))
+        author_vec = rng.standard_normal((c.n_authors, k))
+        tag_sum = (tag_vec[np.where(present, top, 0)] * present[:, :, None]).sum(1)  # (n, k)
+        vector = (
+            np.sqrt(0.3) * category_vec[category]
+            + np.sqrt(0.2) * tag_sum / np.sqrt(n_tags)[:, None]
+            + np.sqrt(0.2) * author_vec[author]
+            + np.sqrt(0.3) * rng.standard_normal((n, k))
+        )
+
+        # Appeal and quality: half author, half item; quality agrees with appeal by ρ.
+        def item_effect() -> np.ndarray:
+            return ITEM_EFFECT_STD * (np.sqrt(0.5) * rng.standard_normal(c.n_authors)[author] + np.sqrt(0.5) * rng.standard_normal(n))
+
+        appeal, other = item_effect(), item_effect()
+        rho = c.task_correlation
+        bait = GENUINE_STD * rng.standard_normal(n)  # scaled like the genuine part
+        log_duration = np.log(30) + 0.5 * rng.standard_normal(c.n_categories)[category] + 0.5 * rng.standard_normal(n)
+        click_appeal = (appeal + c.clickbait * bait) / np.sqrt(1 + c.clickbait**2)  # what past views reward
+        return {
+            "author": author,
+            "category": category,
+            "tags": tags,
+            "vector": vector,
+            "appeal": appeal,
+            "quality": rho * appeal + np.sqrt(1 - rho**2) * other,
+            "bait": bait,
+            "duration": np.exp(log_duration),
+            "duration_feature": _zscore(log_duration),
+            "popularity": _zscore(click_appeal + 0.5 * click_appeal.std() * rng.standard_normal(n)),
+        }
+
+    def _impressions(self, rng: np.random.Generator, users: dict, items: dict, n: int) -> Batch:
+        """Draw `n` impressions, their truth, and labels sampled from that truth."""
+        c = self.config
+        user_weight = np.exp(0.5 * users["activity"])  # active users scroll more
+        item_weight = np.exp(0.5 * items["popularity"])  # the recommender favours popular items
+        u = rng.choice(c.n_users, n, p=user_weight / user_weight.sum())  # (N,)
+        i = rng.choice(c.n_items, n, p=item_weight / item_weight.sum())  # (N,)
+        eps = c.noise * rng.standard_normal((5, n))  # (5, N): the unexplained part of each logit
+
+        vector = items["vector"][i]  # (N, k)
+        scale = 1 / np.sqrt(c.latent_dim)  # makes each taste term's variance 1
+        shrink = 1 / np.sqrt(1 + c.clickbait**2)  # keeps the spread of appeal and quality fixed
+        bait = c.clickbait * items["bait"][i]
+        click_term = scale * np.einsum("nk,nk->n", users["click_taste"][u], vector)  # (N,)
+        quality_term = scale * np.einsum("nk,nk->n", users["quality_taste"][u], vector)  # (N,)
+        appeal = shrink * (click_term + items["appeal"][i] + bait)
+        quality = shrink * (quality_term + items["quality"][i] - bait)
+
+        p_stay = _sigmoid(c.stay_bias + 0.5 * appeal + users["stay_effect"][u] + eps[0])
+        p_click_given_stay = _sigmoid(c.click_bias + appeal + eps[1])
+        p_like = _sigmoid(c.like_bias + quality + users["like_effect"][u] + eps[2])
+        stay_time_mean = 2.0 * np.exp(0.3 * appeal + eps[3])
+        duration = items["duration"][i]
+        watched = _sigmoid(c.watch_bias + 0.8 * quality - 0.5 * items["duration_feature"][i] + eps[4])
+        play_time_mean = duration * watched
+
+        stay = rng.random(n) < p_stay
+        click = stay & (rng.random(n) < p_click_given_stay)
+        like = click & (rng.random(n) < p_like)
+        stay_time = np.where(stay, self._lognormal(rng, stay_time_mean, c.stay_time_sigma), 0.0)
+        play_time = np.where(click, self._lognormal(rng, play_time_mean, c.play_time_sigma), 0.0)
+
+        f32 = lambda x: torch.from_numpy(np.asarray(x, dtype=np.float32))  # noqa: E731
+        ids = lambda x, dtype: torch.from_numpy(np.asarray(x, dtype=dtype))  # noqa: E731
+        features = {
+            "user_id": ids(u, np.int32),
+            "item_id": ids(i, np.int32),
+            "author_id": ids(items["author"][i], np.int32),
+            "category": ids(items["category"][i], np.int16),
+            "tags": ids(items["tags"][i], np.int16),  # (N, max_tags)
+            "age": ids(users["age"][u], np.int16),
+            "gender": ids(users["gender"][u], np.int16),
+            "city_tier": ids(users["city_tier"][u], np.int16),
+            "duration": f32(items["duration_feature"][i]),
+            "popularity": f32(items["popularity"][i]),
+            "activity": f32(users["activity_feature"][u]),
+        }
+        labels = {
+            "stay": f32(stay),
+            "stay_time": f32(stay_time),
+            "click": f32(click),
+            "play_time": f32(play_time),
+            "like": f32(like),
+        }
+        truth = {
+            "p_stay": f32(p_stay),
+            "stay_time_given_stay": f32(stay_time_mean),
+            "p_click": f32(p_stay * p_click_given_stay),
+            "play_time_given_click": f32(play_time_mean),
+            "p_like_given_click": f32(p_like),
+        }
+        return Batch(features, labels, truth)
+
+    @staticmethod
+    def _lognormal(rng: np.random.Generator, mean: np.ndarray, sigma: float) -> np.ndarray:
+        """Lognormal draws with the given means: log T ~ N(log mean − σ²/2, σ²), so E[T] = mean."""
+        return np.exp(np.log(mean) - sigma**2 / 2 + sigma * rng.standard_normal(mean.shape))

@@ -1,0 +1,147 @@
+"""Feature declarations and the input layer: sparse ids → embeddings (+ pooling), dense values → one vector.
+
+This is the "emb + pooling" front of a shared-bottom model. A model is declared with a list of features;
+the input layer turns a batch's ``features`` dict into one dense matrix for the bottom:
+
+    Dense("duration")                          (B,)  or (B, dim) float  →  (B, dim)
+    Categorical("item_id", vocab_size=1000)    (B,)  int ids            →  (B, dim) embedding
+    MultiCategorical("tags", vocab_size=50)    (B, L) int ids, -1 pads  →  (B, dim) pooled embedding
+
+and concatenates them in declaration order: (B, Σ dim).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Mapping, Union
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["Dense", "Categorical", "MultiCategorical", "Feature", "InputLayer"]
+
+
+@dataclass(frozen=True)
+class Dense:
+    """A real-valued feature of width `dim`; a batch holds it as (B,) when dim is 1, else (B, dim)."""
+
+    name: str
+    dim: int = 1  # values per sample
+
+
+@dataclass(frozen=True)
+class Categorical:
+    """A single id in [0, vocab_size), looked up in its own embedding table."""
+
+    name: str
+    vocab_size: int  # number of distinct ids
+    dim: int = 8  # embedding width
+
+
+@dataclass(frozen=True)
+class MultiCategorical:
+    """A variable-length set of ids (tags), held as a (B, L) id tensor padded with -1, pooled to one vector."""
+
+    name: str
+    vocab_size: int  # number of distinct ids
+    dim: int = 8  # embedding width
+    pooling: Literal["mean", "sum"] = "mean"  # how the set's embeddings are combined; padding never counts
+
+
+Feature = Union[Dense, Categorical, MultiCategorical]
+
+
+def _check_declaration(feature: Feature) -> None:
+    if not isinstance(feature, (Dense, Categorical, MultiCategorical)):
+        raise TypeError(f"a feature must be Dense, Categorical or MultiCategorical, got {feature!r}")
+    if not feature.name or not isinstance(feature.name, str):
+        raise ValueError(f"a feature needs a non-empty name, got {feature.name!r}")
+    if feature.dim < 1:
+        raise ValueError(f"feature {feature.name!r}: dim must be >= 1, got {feature.dim}")
+    if isinstance(feature, (Categorical, MultiCategorical)) and feature.vocab_size < 1:
+        raise ValueError(f"feature {feature.name!r}: vocab_size must be >= 1, got {feature.vocab_size}")
+    if isinstance(feature, MultiCategorical) and feature.pooling not in ("mean", "sum"):
+        raise ValueError(f"feature {feature.name!r}: pooling must be 'mean' or 'sum', got {feature.pooling!r}")
+
+
+class InputLayer(nn.Module):
+    """Embeds and concatenates the declared features of a batch: dict of tensors → (B, self.dim).
+
+    Shapes and dtypes are checked on every call (cheap); id ranges are checked too, so an id outside its
+    vocabulary raises a ValueError naming the feature instead of an opaque index error.
+    """
+
+    def __init__(self, features: list[Feature] | tuple[Feature, ...]):
+        super().__init__()
+        features = tuple(features)
+        if not features:
+            raise ValueError("a model needs at least one feature")
+        for f in features:
+            _check_declaration(f)
+        names = [f.name for f in features]
+        if len(set(names)) != len(names):
+            raise ValueError(f"feature names must be unique, got {names}")
+        self.features = features
+        self.dim = sum(f.dim for f in features)
+        self.embeddings = nn.ModuleDict()
+        for f in features:
+            if isinstance(f, Categorical):
+                self.embeddings[f.name] = nn.Embedding(f.vocab_size, f.dim)
+            elif isinstance(f, MultiCategorical):
+                # One extra row, index vocab_size, stands for padding and is left out of the pooling.
+                self.embeddings[f.name] = nn.EmbeddingBag(
+                    f.vocab_size + 1, f.dim, mode=f.pooling, padding_idx=f.vocab_size
+                )
+
+    def forward(self, features: Mapping[str, Tensor]) -> Tensor:
+        parts = [self._embed(f, self._get(features, f)) for f in self.features]
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)  # (B, Σ dim)
+
+    @staticmethod
+    def _get(features: Mapping[str, Tensor], f: Feature) -> Tensor:
+        if f.name not in features:
+            raise ValueError(f"feature {f.name!r} is missing from the batch (it has {sorted(features)})")
+        value = features[f.name]
+        if not isinstance(value, Tensor):
+            raise TypeError(f"feature {f.name!r} must be a torch.Tensor, got {type(value).__name__}")
+        return value
+
+    def _embed(self, f: Feature, x: Tensor) -> Tensor:
+        if isinstance(f, Dense):
+            if not x.is_floating_point():
+                raise TypeError(f"dense feature {f.name!r} must be a floating-point tensor, got {x.dtype}")
+            if x.dim() == 1 and f.dim == 1:
+                x = x.unsqueeze(1)
+            if x.dim() != 2 or x.shape[1] != f.dim:
+                raise ValueError(f"dense feature {f.name!r} must have shape (B, {f.dim}), got {tuple(x.shape)}")
+            return x.to(self._dtype())  # (B, dim)
+        if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
+            raise TypeError(f"id feature {f.name!r} must be an integer tensor, got {x.dtype}")
+        if isinstance(f, Categorical):
+            if x.dim() != 1:
+                raise ValueError(f"categorical feature {f.name!r} must have shape (B,), got {tuple(x.shape)}")
+            self._check_range(f, x, low=0)
+            return self.embeddings[f.name](x.long())  # (B, dim)
+        if x.dim() != 2:
+            raise ValueError(
+                f"multi-valued feature {f.name!r} must have shape (B, L) padded with -1, got {tuple(x.shape)}"
+            )
+        self._check_range(f, x, low=-1)
+        ids = x.long().masked_fill(x < 0, f.vocab_size)  # (B, L), padding → the padding row
+        return self.embeddings[f.name](ids)  # (B, dim)
+
+    @staticmethod
+    def _check_range(f: Categorical | MultiCategorical, x: Tensor, low: int) -> None:
+        if x.numel() == 0:
+            return
+        lo, hi = int(x.min()), int(x.max())
+        if lo < low or hi >= f.vocab_size:
+            raise ValueError(
+                f"feature {f.name!r} has ids in [{lo}, {hi}] but its vocabulary is [0, {f.vocab_size})"
+                + (" (with -1 for padding)" if low < 0 else "")
+            )
+
+    def _dtype(self) -> torch.dtype:
+        for p in self.parameters():
+            return p.dtype
+        return torch.get_default_dtype()

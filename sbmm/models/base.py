@@ -1,0 +1,57 @@
+"""What every multi-task model shares: features in, a dict of predictions out.
+
+A model is built from declarations (features, towers of objectives). Subclasses decide what each tower
+reads (the shared bottom's output for `SharedBottom`; a gated mix of experts for MMoE/PLE); this class
+turns each tower's raw outputs into the `{objective name: prediction}` dict, so that architectures swap
+with one line and the trainer, losses and metrics never look inside.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..inputs import Feature, InputLayer
+from ..objectives import Objective, Tower, check_towers
+
+__all__ = ["MultiTaskModel"]
+
+
+class MultiTaskModel(nn.Module):
+    """Base class: holds the input layer and the declarations; subclasses implement `forward`."""
+
+    def __init__(self, features: Sequence[Feature], towers: Sequence[Tower]):
+        super().__init__()
+        self.inputs = InputLayer(features)
+        self.tower_specs = check_towers(towers)
+
+    @property
+    def objectives(self) -> tuple[Objective, ...]:
+        return tuple(o for t in self.tower_specs for o in t.objectives)
+
+    def parameter_summary(self) -> dict[str, int]:
+        """Trainable parameters by part: "inputs" (embeddings), every other top-level part (e.g.
+        "bottom"), one entry per tower ("tower <name>"), and "total"."""
+        counts: dict[str, int] = {}
+        for name, module in self.named_children():
+            if isinstance(module, nn.ModuleDict) and name == "towers":
+                for tower, head in module.items():
+                    counts[f"tower {tower}"] = sum(p.numel() for p in head.parameters())
+            else:
+                counts[name] = sum(p.numel() for p in module.parameters())
+        counts["total"] = sum(p.numel() for p in self.parameters())
+        return counts
+
+    @staticmethod
+    def split_outputs(tower: Tower, out: Tensor) -> dict[str, Tensor]:
+        """(B, tower.out_dim) raw outputs → {objective: (B,) or (B, dim)} in declaration order."""
+        if len(tower.objectives) == 1:
+            (o,) = tower.objectives
+            return {o.name: out.squeeze(1) if o.dim == 1 else out}
+        columns = torch.split(out, [o.dim for o in tower.objectives], dim=1)
+        return {o.name: c.squeeze(1) if o.dim == 1 else c for o, c in zip(tower.objectives, columns)}
+
+    def forward(self, features: Mapping[str, Tensor]) -> dict[str, Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError

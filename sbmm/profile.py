@@ -1,0 +1,53 @@
+"""Profiles (how big a chapter's experiments are), seeding, and the device.
+
+`SBMM_PROFILE` unset (or "default") gives sizes that run a chapter on a laptop CPU in a few minutes;
+`SBMM_PROFILE=full` gives GPU-sized data, epochs and seeds. A profile changes sizes, never the code path.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+__all__ = ["Profile", "PROFILES", "profile", "seed_everything", "default_device"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    n_samples: int  # samples (impressions) a chapter simulates for its main data set
+    epochs: int  # training epochs per model
+    n_seeds: int  # repeated runs behind every spread or mean
+    batch_size: int  # training batch size
+
+
+PROFILES = {
+    "default": Profile("default", n_samples=20_000, epochs=10, n_seeds=3, batch_size=256),
+    "full": Profile("full", n_samples=2_000_000, epochs=20, n_seeds=5, batch_size=4096),
+}
+
+
+def profile() -> Profile:
+    """The profile named by the SBMM_PROFILE environment variable (unset or empty: "default")."""
+    name = os.environ.get("SBMM_PROFILE", "").strip() or "default"
+    if name not in PROFILES:
+        raise ValueError(f"SBMM_PROFILE must be one of {sorted(PROFILES)}, got {name!r}")
+    return PROFILES[name]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and PyTorch's (CPU and CUDA) random generators with `seed`."""
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def default_device() -> torch.device:
+    """CUDA when a GPU is visible, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

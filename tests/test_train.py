@@ -1,0 +1,86 @@
+import math
+
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+import sbmm
+
+
+def signal_data(n=2000, seed=0):
+    """A click that depends on x, a like (only after a click) that depends on x, a play time after a click."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 6, generator=g)
+    p_click = torch.sigmoid(2 * x[:, 0])
+    click = (torch.rand(n, generator=g) < p_click).float()
+    like = click * (torch.rand(n, generator=g) < torch.sigmoid(2 * x[:, 1])).float()
+    play_time = click * (3 + x[:, 2])
+    return sbmm.Batch({"x": x}, {"click": click, "like": like, "play_time": play_time}, {"p_click": p_click})
+
+
+def build(towers, seed=0):
+    sbmm.seed_everything(seed)
+    return sbmm.SharedBottom([sbmm.Dense("x", 6)], towers, bottom=(16, 8))
+
+
+def test_fit_records_every_objective_and_learns(two_scene_towers):
+    train, valid = signal_data(4000).split((0.8, 0.2))
+    model = build(two_scene_towers)
+    history = sbmm.fit(model, train, valid, epochs=8, batch_size=64, lr=3e-3, progress=False)
+    assert history.epochs == 8
+    assert set(history.train_loss) == set(history.valid_loss) == {"total", "click", "like", "play_time"}
+    assert all(len(v) == 8 for v in history.train_loss.values())
+    assert history.train_loss["total"][-1] < 0.5 * history.train_loss["total"][0]
+    assert history.valid_metrics[-1]["click"]["auc"] > 0.75
+    truth_auc = roc_auc_score(valid.labels["click"], valid.truth["p_click"])
+    assert history.valid_metrics[-1]["click"]["auc"] > truth_auc - 0.03
+
+
+def test_same_seed_same_result_and_another_seed_differs(two_scene_towers):
+    data = signal_data(500)
+    runs = [sbmm.fit(build(two_scene_towers, s), data, epochs=2, batch_size=50, seed=s, progress=False) for s in (1, 1, 2)]
+    assert runs[0].train_loss == runs[1].train_loss
+    assert runs[0].train_loss != runs[2].train_loss
+
+
+def test_evaluate_scores_masked_objectives_on_admitted_samples_only(two_scene_towers):
+    data = signal_data(400)
+    model = build(two_scene_towers)
+    metrics = sbmm.evaluate(model, data)
+    clicked = data.labels["click"] == 1
+    assert metrics["like"]["n"] == int(clicked.sum()) and metrics["click"]["n"] == 400
+    logits = sbmm.predict(model, data)["like"][clicked]
+    assert math.isclose(metrics["like"]["auc"], roc_auc_score(data.labels["like"][clicked], logits), rel_tol=1e-9)
+    residual = (sbmm.predict(model, data)["play_time"] - data.labels["play_time"])[clicked]
+    assert math.isclose(metrics["play_time"]["rmse"], float(residual.double().pow(2).mean().sqrt()), rel_tol=1e-5)
+    assert math.isclose(metrics["play_time"]["loss"], float(residual.pow(2).mean()), rel_tol=1e-5)
+
+
+def test_predict_in_batches_equals_one_pass(two_scene_towers):
+    data = signal_data(300)
+    model = build(two_scene_towers)
+    whole, pieces = sbmm.predict(model, data), sbmm.predict(model, data, batch_size=7)
+    assert all(torch.allclose(whole[k], pieces[k], atol=1e-6) for k in whole)
+
+
+def test_divergence_raises_naming_the_objective():
+    data = signal_data(200)
+    data.labels["play_time"] = data.labels["play_time"] * 1e30
+    model = build([sbmm.Tower("t", [sbmm.Objective("play_time", "regression")])])
+    with pytest.raises(FloatingPointError, match="play_time"):
+        sbmm.fit(model, data, epochs=3, lr=1.0, progress=False)
+
+
+def test_bad_arguments_raise(two_scene_towers):
+    data = signal_data(50)
+    with pytest.raises(TypeError, match="SharedBottom"):
+        sbmm.fit(sbmm.SharedBottomMultiTaskModel(6, 8, 8, 8, 1, 1), data)
+    with pytest.raises(TypeError, match="Batch"):
+        sbmm.fit(build(two_scene_towers), {"x": data.features["x"]})
+    with pytest.raises(ValueError, match="epochs"):
+        sbmm.fit(build(two_scene_towers), data, epochs=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        sbmm.fit(build(two_scene_towers), data, batch_size=0)
+    bad = sbmm.Batch(data.features, {**data.labels, "like": data.labels["like"] + 1})
+    with pytest.raises(ValueError, match="'like'"):
+        sbmm.fit(build(two_scene_towers), data, bad, progress=False)
