@@ -38,11 +38,11 @@ unit: $(STAMP)
 	$(PY) -m pytest tests -m "not book"
 
 nbval: $(STAMP)
-	$(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg -p no:cacheprovider $(NOTEBOOKS)
+	$(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg $(NOTEBOOKS)
 
 notebooks: $(STAMP)
 	cd book && for nb in $(notdir $(NOTEBOOKS)); do \
-	  ../$(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1800 $$nb || exit 1; \
+	  ../$(VENV)/bin/jupyter execute --inplace --timeout=1800 $$nb || exit 1; \
 	done
 
 bench: $(STAMP)

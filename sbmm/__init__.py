@@ -4,6 +4,8 @@ Data flows as: Batch (features, labels, truth) → inputs (embeddings + pooling,
 {objective: prediction} → per-objective losses (masks, sample weights) → weighted total → optimiser.
 """
 
+from . import data, plot
+from .claims import check
 from .data import Batch
 from .inputs import Categorical, Dense, InputLayer, MultiCategorical
 from .metrics import objective_metrics
@@ -27,6 +29,7 @@ __all__ = [
     "SharedBottom",
     "SharedBottomMultiTaskModel",
     "Tower",
+    "check",
     "check_labels",
     "default_device",
     "evaluate",

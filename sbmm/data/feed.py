@@ -1,7 +1,7 @@
 """The two-scene short-video feed: the book's running example, with ground truth for every impression.
 
 A user scrolls a discovery feed (scene 1). On each impression (a user, an item's card) the user may
-**stay** on the card for a **stay time** and may **click** it; a click opens the video page (scene 2),
+**stay** on the card, for a **stay time**, and may **click** it; a click opens the video page (scene 2),
 where the user watches for a **play time** and may **like** the video:
 
     impression ─► stay? ─► stay_time ─► click? ─► play_time ─► like?
@@ -9,57 +9,62 @@ where the user watches for a **play time** and may **like** the video:
 
 Use::
 
-    data = FeedSimulator(task_correlation=0.2).simulate(100_000, seed=0)
+    data = FeedSimulator(task_correlation=0.2).simulate(100_000, seed=0)   # a FeedData
     model = sbmm.SharedBottom(data.feature_specs, towers)
-    fit(model, data.train, data.valid)
+    sbmm.fit(model, data.train, data.valid)
 
 How the world is made (all of it drawn from `seed`):
 
-- Users have a demographic group (age bucket x gender), a city tier, an activity level and two taste
+- Users have a demographic group (age bucket × gender), a city tier, an activity level and two taste
   vectors: the *click taste* (what makes a card appealing) and the *quality taste* (what makes a video
-  worth watching and liking). The quality taste is ``ρ·click_taste + sqrt(1-ρ²)·independent_taste``
-  with ρ = `task_correlation`; tastes are partly shared within a demographic group.
+  worth watching and liking), ``quality_taste = ρ·click_taste + sqrt(1 − ρ²)·other_taste`` with
+  ρ = `task_correlation`. Tastes are partly shared within a demographic group.
 - Items have an author (a few authors make many items), a category (mostly their author's), 1 to
   `max_tags` distinct tags (mostly their category's), a duration, a genuine appeal, a quality
-  (correlated with the appeal by ρ too) and a *bait* score: a cover that draws clicks and a video that
-  does not repay them. An item's latent vector is built from its category's, tags' and author's vectors plus
-  its own, so side features carry signal about it.
-- Impressions pick users in proportion to activity and items in proportion to popularity.
+  (correlated with the appeal by ρ too) and a *bait* score: a cover that draws clicks to a video that
+  does not repay them. An item's latent vector sums its category's, tags', author's and own vectors, so
+  side features carry signal about it.
+- Impressions pick users in proportion to their activity and items in proportion to their popularity.
 
-Per impression, with σ the logistic function and ε a fresh N(0, noise²) draw for each line (the
-noise is part of the truth: it is what no feature explains):
+Per impression, with σ the logistic function, g = sqrt(1.25) the std of the genuine part (taste term +
+item effect), bait ~ N(0, 1), and ε a fresh N(0, noise²) draw in each line (the noise is part of the
+truth: it is what no feature explains):
 
-    appeal  = (click_taste·item / sqrt(dim) + item appeal   + clickbait · s · bait) / sqrt(1 + clickbait²)
-    quality = (quality_taste·item / sqrt(dim) + item quality − clickbait · s · bait) / sqrt(1 + clickbait²)
+    appeal  = (click_taste·item / sqrt(dim)   + item appeal  + clickbait·g·bait) / sqrt(1 + clickbait²)
+    quality = (quality_taste·item / sqrt(dim) + item quality − clickbait·g·bait) / sqrt(1 + clickbait²)
 
-where bait ~ N(0, 1) and s = sqrt(1.25) is the std of the genuine part (taste term + item effect).
-So clickbait² is the bait's variance relative to the genuine part's, and the spread of appeal and
-quality, hence the click and like rates, hardly move with clickbait: only what drives them does. At
-clickbait 0 appeal and quality correlate by ρ; as clickbait grows their correlation tends to −1.
-
-    p_stay                = σ(stay_bias + 0.5·appeal + 0.8·activity + age, tier effects + ε)
-    p_click               = p_stay · σ(click_bias + appeal + ε)          (click ⇒ stay)
+    p_stay                = σ(stay_bias + 0.5·appeal + 0.8·activity + age and city-tier effects + ε)
+    p_click               = p_stay · σ(click_bias + appeal + ε)                        (click ⇒ stay)
     p_like_given_click    = σ(like_bias + quality + user like propensity + age effect + ε)
     stay_time_given_stay  = 2 s · exp(0.3·appeal + ε)
-    play_time_given_click = duration · σ(watch_bias + 0.8·quality − 0.5·log-duration z-score + ε)
+    play_time_given_click = duration · σ(watch_bias + 0.8·quality − 0.5·duration z-score + ε)
+
+The taste terms correlate by ρ. clickbait² is the bait's variance relative to the genuine part's. As
+it grows, the spread of appeal and quality stays put, but appeal and quality, which correlate by ρ at
+clickbait 0, tend to correlation −1: clicked items are better than average at clickbait 0 (for ρ > 0)
+and worse than average at high clickbait. (The feed shows popular, hence baity, items more, so the
+mean p_like_given_click over impressions falls too: from 9% to 5% as clickbait goes from 0 to 3.)
 
 Labels are drawn from exactly these quantities: stay ~ Bernoulli(p_stay); click ~ Bernoulli(p_click /
-p_stay) among stays; like ~ Bernoulli(p_like_given_click) among clicks. A time T with mean E is
+p_stay) among stays; like ~ Bernoulli(p_like_given_click) among clicks. A time T of mean E is
 lognormal, ``log T ~ N(log E − s²/2, s²)`` with s = `stay_time_sigma` or `play_time_sigma`, so that
 E[T] = E exactly; a play time may exceed the duration (replays).
 
-Rates the defaults reproduce (1M impressions, seed 0): stay ≈ 41% of impressions, click ≈ 11% of
-impressions (27% of stays), like ≈ 10% of clicks; stay time mean ≈ 2.8 s (median ≈ 2.0 s); play time
-mean ≈ 19 s (median ≈ 11 s): heavy right tails, as in real logs.
+Rates of the default world (1M impressions, seed 0; other seeds draw other worlds, whose rates differ
+by a few points): stay ≈ 43% of impressions, click ≈ 11% of impressions (a quarter of stays), like ≈
+13% of clicks; stay time mean ≈ 2.9 s (median ≈ 1.7 s), play time mean ≈ 21 s (median ≈ 12 s): heavy
+right tails, as in real logs.
 
 Columns (one row per impression):
 
     features  user_id, item_id, author_id      int32 (N,)
               category, age, gender, city_tier int16 (N,)
               tags                             int16 (N, max_tags), padded with -1
-              duration                         float32 (N,) z-score of log seconds over the catalogue
-              popularity                       float32 (N,) z-score of log past views (tracks appeal)
-              activity                         float32 (N,) z-score of log daily minutes (tracks stay)
+              duration                         float32 (N,) log seconds, z-scored over the catalogue
+              popularity                       float32 (N,) log past views, z-scored over the catalogue
+                                                            (tracks the item's click appeal)
+              activity                         float32 (N,) log daily minutes, z-scored over the users
+                                                            (tracks the user's stay propensity)
     labels    stay, click, like                float32 (N,) 0./1. (float32 so losses take them as is)
               stay_time, play_time             float32 (N,) seconds; 0 exactly when stay / click is 0
     truth     p_stay, p_click, p_like_given_click, stay_time_given_stay, play_time_given_click
@@ -98,14 +103,15 @@ class FeedConfig:
     n_tags: int = 64  # tag vocabulary; each tag belongs mostly to one category
     max_tags: int = 4  # an item has 1 to max_tags distinct tags
     latent_dim: int = 8  # width of the latent taste and item vectors
-    task_correlation: float = 0.5  # ρ in [-1, 1]: agreement of the quality taste (likes, play time)
+    task_correlation: float = 0.7  # ρ in [-1, 1]: agreement of the quality taste (likes, play time)
     #                                with the click taste: -1 opposed, 0 unrelated, 1 identical
-    clickbait: float = 0.5  # >= 0: bait's weight (relative to the genuine part) in appeal, where it
-    #                         raises clicks, and in quality, where it lowers likes and play time;
-    #                         higher means clicked items are a more biased sample of quality
+    clickbait: float = 0.3  # >= 0: weight of bait (relative to the genuine part) in appeal, where it
+    #                         raises clicks, and in quality, where it lowers likes and play time:
+    #                         the source of sample-selection bias (higher: clicked items are chosen
+    #                         more for their bait, and so are worse than average, not better)
     noise: float = 0.5  # >= 0: std of the unexplained per-impression noise on every logit / log-mean
     stay_bias: float = -1.0  # base logit of stay (sets the stay rate)
-    click_bias: float = -2.2  # base logit of click among stays (sets the click rate)
+    click_bias: float = -2.0  # base logit of click among stays (sets the click rate)
     like_bias: float = -3.2  # base logit of like among clicks (lower it to make likes scarce)
     watch_bias: float = 0.0  # base logit of the expected fraction of the video watched
     stay_time_sigma: float = 0.8  # lognormal spread of the stay time (larger: heavier tail)
@@ -119,7 +125,7 @@ class FeedConfig:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         for name in ("n_categories", "n_tags"):
             if getattr(self, name) > INT16_MAX:
-                raise ValueError(f"{name} must be at most {INT16_MAX} (its ids are int16), got {getattr(self, name)}")
+                raise ValueError(f"{name} must be at most {INT16_MAX} (ids are int16), got {getattr(self, name)}")
         if self.max_tags > self.n_tags:
             raise ValueError(f"max_tags must be at most n_tags ({self.n_tags}), got {self.max_tags}")
         for f in fields(self):
@@ -134,8 +140,8 @@ class FeedConfig:
         for name in ("stay_time_sigma", "play_time_sigma"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        split = tuple(self.split)
-        if not split or any(f <= 0 for f in split) or abs(sum(split) - 1) > 1e-6:
+        object.__setattr__(self, "split", tuple(self.split))
+        if not self.split or any(f <= 0 for f in self.split) or abs(sum(self.split) - 1) > 1e-6:
             raise ValueError(f"split must be positive fractions that sum to 1, got {self.split}")
 
 
@@ -211,7 +217,7 @@ class FeedSimulator:
     """
 
     def __init__(self, config: FeedConfig | None = None, **overrides):
-        config = config or FeedConfig()
+        config = config if config is not None else FeedConfig()
         unknown = set(overrides) - {f.name for f in fields(FeedConfig)}
         if unknown:
             raise ValueError(f"unknown FeedConfig knob(s) {sorted(unknown)}")
@@ -227,7 +233,7 @@ class FeedSimulator:
         rng = np.random.default_rng(seed)
         users, items = self._users(rng), self._items(rng)
         batch = self._impressions(rng, users, items, n_impressions)
-        train, valid, test = batch.split(tuple(self.config.split), seed=seed)
+        train, valid, test = batch.split(self.config.split, seed=seed)
         return FeedData(batch, train, valid, test, feed_features(self.config), self.config, seed)
 
     def _users(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -245,7 +251,9 @@ class FeedSimulator:
         rho = c.task_correlation
         city_tier = rng.choice(len(CITY_TIER_SHARES), n, p=CITY_TIER_SHARES)
         activity = rng.standard_normal(n)  # latent stay propensity
-        age_stay, tier_stay, age_like = (0.3 * rng.standard_normal(len(s)) for s in (AGE_SHARES, CITY_TIER_SHARES, AGE_SHARES))
+        age_stay = 0.3 * rng.standard_normal(len(AGE_SHARES))  # logit shifts by age bucket and city tier
+        tier_stay = 0.3 * rng.standard_normal(len(CITY_TIER_SHARES))
+        age_like = 0.3 * rng.standard_normal(len(AGE_SHARES))
         return {
             "age": age,
             "gender": gender,
@@ -289,13 +297,15 @@ class FeedSimulator:
         )
 
         # Appeal and quality: half author, half item; quality agrees with appeal by ρ.
-        def item_effect() -> np.ndarray:
-            return ITEM_EFFECT_STD * (np.sqrt(0.5) * rng.standard_normal(c.n_authors)[author] + np.sqrt(0.5) * rng.standard_normal(n))
+        def item_effect() -> np.ndarray:  # (n,)
+            by_author = rng.standard_normal(c.n_authors)[author]
+            return ITEM_EFFECT_STD * np.sqrt(0.5) * (by_author + rng.standard_normal(n))
 
         appeal, other = item_effect(), item_effect()
         rho = c.task_correlation
         bait = GENUINE_STD * rng.standard_normal(n)  # scaled like the genuine part
-        log_duration = np.log(30) + 0.5 * rng.standard_normal(c.n_categories)[category] + 0.5 * rng.standard_normal(n)
+        category_log_duration = np.log(30) + 0.5 * rng.standard_normal(c.n_categories)  # 30 s typical
+        log_duration = category_log_duration[category] + 0.5 * rng.standard_normal(n)  # (n,)
         click_appeal = (appeal + c.clickbait * bait) / np.sqrt(1 + c.clickbait**2)  # what past views reward
         return {
             "author": author,
