@@ -23,9 +23,13 @@ from .models.base import MultiTaskModel
 from .objectives import check_labels, multitask_loss
 from .profile import default_device, seed_everything
 
-__all__ = ["History", "fit", "evaluate", "predict"]
+__all__ = ["History", "StepCallback", "fit", "evaluate", "predict"]
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+# A step callback: called as callback(step, model, losses) after each forward pass and before the
+# backward pass, while `losses` ({objective: loss}) still hold their graphs (so a callback may take
+# gradients of them with retain_graph=True). `step` counts optimiser steps from 0 over the whole run.
+StepCallback = Callable[[int, nn.Module, dict[str, Tensor]], None]
 
 
 @dataclass
@@ -81,6 +85,7 @@ def fit(
     seed: int | None = None,
     device: torch.device | str | None = None,
     progress: bool = True,
+    callbacks: Iterable[StepCallback] = (),
 ) -> History:
     """Train `model` on `train` with the loss its towers declare; return the `History`.
 
@@ -91,6 +96,8 @@ def fit(
                         the model for a fully reproducible run), then the shuffling.
     device:             where model and data live during training; CUDA when present by default.
     progress:           a tqdm bar over epochs; silenced by TQDM_DISABLE=1.
+    callbacks:          functions called at every step before the backward pass (see `StepCallback`),
+                        for diagnostics such as the cosine between objectives' gradients.
 
     Raises FloatingPointError, naming the objective, when a loss becomes NaN or inf.
     """
@@ -116,6 +123,8 @@ def fit(
     names = ["total", *(o.name for o in model.objectives)]
     history = History({k: [] for k in names}, {k: [] for k in names} if valid is not None else {})
     n = len(train)
+    callbacks = tuple(callbacks)
+    step = 0
 
     for epoch in tqdm(range(epochs), desc="epochs", disable=not _progress_enabled(progress)):
         model.train()
@@ -125,9 +134,12 @@ def fit(
         for i in range(0, n, batch_size):
             batch = train[order[i : i + batch_size]]
             total, losses = multitask_loss(towers, model(batch.features), batch)
+            for callback in callbacks:
+                callback(step, model, losses)
             opt.zero_grad(set_to_none=True)
             total.backward()
             opt.step()
+            step += 1
             step_losses.append((total.detach(), *(loss.detach() for loss in losses.values())))
         per_step = torch.stack([torch.stack(column) for column in zip(*step_losses)])  # (1 + n_objectives, steps)
         epoch_loss = per_step.mean(1).tolist()  # the epoch's one host sync

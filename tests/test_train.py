@@ -84,3 +84,18 @@ def test_bad_arguments_raise(two_scene_towers):
     bad = sbmm.Batch(data.features, {**data.labels, "like": data.labels["like"] + 1})
     with pytest.raises(ValueError, match="'like'"):
         sbmm.fit(build(two_scene_towers), data, bad, progress=False)
+
+
+def test_callbacks_see_every_step_with_live_losses(two_scene_towers):
+    data = signal_data(100)
+    model = build(two_scene_towers)
+    seen = []
+
+    def record(step, m, losses):
+        assert m is model and set(losses) == {"click", "like", "play_time"}
+        (grad,) = torch.autograd.grad(losses["click"], [model.bottom[0].weight], retain_graph=True)
+        seen.append((step, float(grad.abs().sum())))
+
+    sbmm.fit(model, data, epochs=2, batch_size=30, progress=False, callbacks=[record])
+    assert [s for s, _ in seen] == list(range(8))  # 4 steps per epoch (30, 30, 30, 10), 2 epochs
+    assert all(g > 0 for _, g in seen)
