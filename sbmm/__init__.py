@@ -4,13 +4,13 @@ Data flows as: Batch (features, labels, truth) → inputs (embeddings + pooling,
 {objective: prediction} → per-objective losses (masks, sample weights) → weighted total → optimiser.
 """
 
-from . import data, plot
+from . import data, plot, weighting
 from .claims import check
 from .data import Batch
 from .inputs import Categorical, Dense, InputLayer, MultiCategorical
 from .metrics import objective_metrics
-from .models import MultiTaskModel, SharedBottom
-from .objectives import Objective, Tower, check_labels, multitask_loss, objective_loss
+from .models import MMoE, PLE, MultiTaskModel, SharedBottom, SingleTask
+from .objectives import Objective, Tower, check_labels, multitask_loss, objective_loss, objective_losses
 from .profile import PROFILES, Profile, default_device, profile, seed_everything
 from .seed import SharedBottomMultiTaskModel
 from .train import History, evaluate, fit, predict
@@ -22,12 +22,15 @@ __all__ = [
     "History",
     "InputLayer",
     "MultiCategorical",
+    "MMoE",
     "MultiTaskModel",
     "Objective",
+    "PLE",
     "PROFILES",
     "Profile",
     "SharedBottom",
     "SharedBottomMultiTaskModel",
+    "SingleTask",
     "Tower",
     "check",
     "check_labels",
@@ -36,6 +39,7 @@ __all__ = [
     "fit",
     "multitask_loss",
     "objective_loss",
+    "objective_losses",
     "objective_metrics",
     "predict",
     "profile",

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from .data.batch import Batch
 
-__all__ = ["Objective", "Tower", "check_towers", "objective_loss", "multitask_loss", "check_labels"]
+__all__ = ["Objective", "Tower", "check_towers", "objective_loss", "objective_losses", "multitask_loss", "weighted_sum", "check_labels"]
 
 SampleWeight = Union[str, Callable[[Batch], Tensor], None]
 
@@ -168,18 +168,23 @@ def objective_loss(objective: Objective, prediction: Tensor, batch: Batch) -> Te
     return torch.where(keep, loss, 0.0).sum() / keep.sum().clamp_min(1)
 
 
+def objective_losses(towers: Sequence[Tower], predictions: Mapping[str, Tensor], batch: Batch) -> dict[str, Tensor]:
+    """Every objective's loss L_o (unweighted), by objective name, in declaration order."""
+    return {o.name: objective_loss(o, predictions[o.name], batch) for t in towers for o in t.objectives}
+
+
 def multitask_loss(
     towers: Sequence[Tower], predictions: Mapping[str, Tensor], batch: Batch
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """The weighted total Σ_t w_t Σ_o w_o L_o, and every L_o (unweighted) by objective name."""
-    losses = {o.name: objective_loss(o, predictions[o.name], batch) for t in towers for o in t.objectives}
-    total = _weighted_sum(
-        (t.weight, _weighted_sum((o.weight, losses[o.name]) for o in t.objectives)) for t in towers
+    losses = objective_losses(towers, predictions, batch)
+    total = weighted_sum(
+        (t.weight, weighted_sum((o.weight, losses[o.name]) for o in t.objectives)) for t in towers
     )
     return total, losses
 
 
-def _weighted_sum(terms: Iterable[tuple[float, Tensor]]) -> Tensor:
+def weighted_sum(terms: Iterable[tuple[float, Tensor]]) -> Tensor:
     """Σ w·x, skipping the multiplications by 1 (each one is a kernel and a backward step)."""
     total = None
     for w, x in terms:

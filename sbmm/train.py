@@ -20,8 +20,9 @@ from tqdm import tqdm
 from .data.batch import Batch
 from .metrics import objective_metrics
 from .models.base import MultiTaskModel
-from .objectives import check_labels, multitask_loss
+from .objectives import check_labels, multitask_loss, objective_losses
 from .profile import default_device, seed_everything
+from .weighting import Static, Weighting
 
 __all__ = ["History", "StepCallback", "fit", "evaluate", "predict"]
 
@@ -39,12 +40,14 @@ class History:
     train_loss[name]:  mean over the epoch's steps of each objective's loss, and "total" (the weighted sum).
     valid_loss[name]:  the same losses on the validation data at the end of each epoch (if given).
     valid_metrics:     per epoch, `evaluate`'s {objective: {metric: value}} on the validation data.
+    weights[name]:     the weighting strategy's weight of each objective at the end of each epoch.
     seconds:           wall-clock time of each epoch's training steps (not validation).
     """
 
     train_loss: dict[str, list[float]] = field(default_factory=dict)
     valid_loss: dict[str, list[float]] = field(default_factory=dict)
     valid_metrics: list[dict[str, dict[str, float]]] = field(default_factory=list)
+    weights: dict[str, list[float]] = field(default_factory=dict)
     seconds: list[float] = field(default_factory=list)
 
     @property
@@ -86,6 +89,7 @@ def fit(
     device: torch.device | str | None = None,
     progress: bool = True,
     callbacks: Iterable[StepCallback] = (),
+    weighting: Weighting | None = None,
 ) -> History:
     """Train `model` on `train` with the loss its towers declare; return the `History`.
 
@@ -98,6 +102,9 @@ def fit(
     progress:           a tqdm bar over epochs; silenced by TQDM_DISABLE=1.
     callbacks:          functions called at every step before the backward pass (see `StepCallback`),
                         for diagnostics such as the cosine between objectives' gradients.
+    weighting:          how the objectives' losses combine into gradients (`sbmm.weighting`); by default
+                        `Static()`, the declared Σ_t w_t Σ_o w_o L_o. "total" in the History is what
+                        the strategy minimised (training) and the declared total (validation).
 
     Raises FloatingPointError, naming the objective, when a loss becomes NaN or inf.
     """
@@ -119,9 +126,15 @@ def fit(
     device = torch.device(device) if device is not None else default_device()
     model.to(device)
     train = train.to(device)
-    opt = optimizer(model.parameters()) if optimizer is not None else torch.optim.Adam(model.parameters(), lr=lr)
+    weighting = weighting if weighting is not None else Static()
+    if not isinstance(weighting, Weighting):
+        raise TypeError(f"weighting must be an sbmm.weighting strategy, got {type(weighting).__name__}")
+    weighting.bind(model)
+    params = [*model.parameters(), *weighting.parameters()]
+    opt = optimizer(params) if optimizer is not None else torch.optim.Adam(params, lr=lr)
     names = ["total", *(o.name for o in model.objectives)]
     history = History({k: [] for k in names}, {k: [] for k in names} if valid is not None else {})
+    history.weights = {o.name: [] for o in model.objectives}
     n = len(train)
     callbacks = tuple(callbacks)
     step = 0
@@ -133,14 +146,15 @@ def fit(
         step_losses: list[tuple[Tensor, ...]] = []  # per step: the total and each objective's loss, on the device
         for i in range(0, n, batch_size):
             batch = train[order[i : i + batch_size]]
-            total, losses = multitask_loss(towers, model(batch.features), batch)
+            losses = objective_losses(towers, model(batch.features), batch)
             for callback in callbacks:
                 callback(step, model, losses)
             opt.zero_grad(set_to_none=True)
-            total.backward()
+            total = weighting.backward(losses)
             opt.step()
+            weighting.after_step()
             step += 1
-            step_losses.append((total.detach(), *(loss.detach() for loss in losses.values())))
+            step_losses.append((total, *(loss.detach() for loss in losses.values())))
         per_step = torch.stack([torch.stack(column) for column in zip(*step_losses)])  # (1 + n_objectives, steps)
         epoch_loss = per_step.mean(1).tolist()  # the epoch's one host sync
         history.seconds.append(time.perf_counter() - start)
@@ -150,6 +164,9 @@ def fit(
                     f"epoch {epoch + 1}: the loss of {name!r} is {value}; lower the learning rate or check the data"
                 )
             history.train_loss[name].append(value)
+        weighting.end_epoch({name: history.train_loss[name][-1] for name in names[1:]})
+        for name, w in weighting.weights().items():
+            history.weights[name].append(w)
         if valid is not None:
             losses, metrics = _evaluate(model, valid, batch_size=65_536)
             for name in names:

@@ -2,6 +2,9 @@
 
 from .base import MultiTaskModel
 from .mlp import mlp
+from .mmoe import MMoE
+from .ple import PLE
 from .shared_bottom import SharedBottom
+from .single_task import SingleTask
 
-__all__ = ["MultiTaskModel", "SharedBottom", "mlp"]
+__all__ = ["MMoE", "MultiTaskModel", "PLE", "SharedBottom", "SingleTask", "mlp"]

@@ -31,6 +31,12 @@ class MultiTaskModel(nn.Module):
     def objectives(self) -> tuple[Objective, ...]:
         return tuple(o for t in self.tower_specs for o in t.objectives)
 
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """The parameters more than one objective's loss reaches: everything outside the towers (inputs,
+        bottom, experts, gates). Weighting strategies that act on gradients (PCGrad, GradNorm) use them."""
+        tower_ids = {id(p) for p in self.towers.parameters()}
+        return [p for p in self.parameters() if id(p) not in tower_ids]
+
     def parameter_summary(self) -> dict[str, int]:
         """Trainable parameters by part: "inputs" (embeddings), every other top-level part (e.g.
         "bottom"), one entry per tower ("tower <name>"), and "total"."""

@@ -1,0 +1,62 @@
+import pytest
+import torch
+
+import sbmm
+
+
+def towers():
+    return [
+        sbmm.Tower("scene1", [sbmm.Objective("click"), sbmm.Objective("stay_time", "regression")], hidden=(8,)),
+        sbmm.Tower("scene2", [sbmm.Objective("like", mask="click")], hidden=(8,)),
+    ]
+
+
+FEATURES = [sbmm.Dense("x", 5), sbmm.Categorical("item", 7, dim=3)]
+
+
+def batch(n=6):
+    g = torch.Generator().manual_seed(0)
+    return {"x": torch.randn(n, 5, generator=g), "item": torch.randint(0, 7, (n,), generator=g)}
+
+
+@pytest.mark.parametrize("build", [
+    lambda: sbmm.MMoE(FEATURES, towers(), n_experts=3, expert=(16, 8)),
+    lambda: sbmm.PLE(FEATURES, towers(), n_specific=2, n_shared=1, expert=(16, 8)),
+    lambda: sbmm.PLE(FEATURES, towers(), expert=(16, 8), levels=3),
+], ids=["MMoE", "CGC", "PLE-3"])
+def test_gated_models_return_the_same_dict_as_a_shared_bottom(build):
+    model = build()
+    out = model(batch())
+    reference = sbmm.SharedBottom(FEATURES, towers())(batch())
+    assert list(out) == list(reference) and all(out[k].shape == reference[k].shape for k in out)
+    for weights in model.gate_weights(batch()).values():
+        assert torch.allclose(weights.sum(1), torch.ones(6)) and (weights >= 0).all()
+
+
+def test_mmoe_parameter_count_and_shared_parameters():
+    model = sbmm.MMoE(FEATURES, towers(), n_experts=3, expert=(16, 8))
+    d_in = 5 + 3
+    expert = (d_in * 16 + 16) + (16 * 8 + 8)
+    summary = model.parameter_summary()
+    assert summary["experts"] == 3 * expert
+    assert summary["gates"] == 2 * (d_in * 3 + 3)
+    assert sum(p.numel() for p in model.shared_parameters()) == 7 * 3 + 3 * expert
+
+
+def test_cgc_towers_only_reach_their_own_and_the_shared_experts():
+    model = sbmm.PLE(FEATURES, towers(), n_specific=1, n_shared=1, expert=(8,))
+    model(batch())["like"].sum().backward()
+    level = model.levels[0]
+    assert all(p.grad is None for p in level.specific["scene1"].parameters())
+    assert all(p.grad is not None for p in level.specific["scene2"].parameters())
+    assert all(p.grad is not None for p in level.shared.parameters())
+    assert level.shared_gate is None  # a single level has no shared gate
+
+
+def test_bad_gated_arguments_raise():
+    with pytest.raises(ValueError, match="experts"):
+        sbmm.MMoE(FEATURES, towers(), n_experts=0)
+    with pytest.raises(ValueError, match="expert widths"):
+        sbmm.MMoE(FEATURES, towers(), expert=())
+    with pytest.raises(ValueError, match="levels"):
+        sbmm.PLE(FEATURES, towers(), levels=0)
