@@ -15,17 +15,21 @@ from .objectives import Objective
 __all__ = ["objective_metrics"]
 
 
-def objective_metrics(objective: Objective, prediction: Tensor, labels: Mapping[str, Tensor]) -> dict[str, float]:
-    """Metrics of one objective over the samples its mask admits.
+def objective_metrics(
+    objective: Objective, prediction: Tensor, labels: Mapping[str, Tensor], given_label: str | None = None
+) -> dict[str, float]:
+    """Metrics of one objective over the samples its mask (and, for a conditional objective, the label
+    `given_label` of what it is given) admits: a like model is scored on clicked impressions.
 
     prediction: (B,) logits for a binary objective, (B,) or (B, dim) values for a regression one.
     Returns {"auc", "logloss"} (binary) or {"rmse"} (regression), plus "n", the samples scored.
     AUC is NaN when the admitted samples hold only one class (it is undefined there).
     """
     y = labels[objective.target]
-    if objective.mask is not None:
-        keep = labels[objective.mask] > 0
-        prediction, y = prediction[keep], y[keep]
+    for name in (objective.mask, given_label):
+        if name is not None:
+            keep = labels[name] > 0
+            prediction, y, labels = prediction[keep], y[keep], {k: v[keep] for k, v in labels.items()}
     y = y.detach().double().cpu().numpy()
     p = prediction.detach().double().cpu()
     n = len(y)

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from .data.batch import Batch
 
-__all__ = ["Objective", "Tower", "check_towers", "objective_loss", "objective_losses", "multitask_loss", "weighted_sum", "check_labels"]
+__all__ = ["Objective", "Tower", "check_towers", "objective_loss", "objective_losses", "multitask_loss", "weighted_sum", "entire_space_logit", "check_labels"]
 
 SampleWeight = Union[str, Callable[[Batch], Tensor], None]
 
@@ -41,6 +41,13 @@ class Objective:
                    Batch → (B,) tensor; None: every sample weighs 1.
     dim:           values per sample for a regression objective (the seed's 3- and 2-wide targets);
                    its prediction and label are then (B, dim), else (B,).
+    given:         for a conditional objective, the binary objective it follows (like is given click):
+                   its prediction is then conditional, p(like | click) or E[play_time | click].
+    space:         how a conditional objective is trained. "masked": on its own sample space, the
+                   samples whose `given` label is 1. "entire" (ESMM, Ma et al., 2018): on every sample,
+                   through the product with the probability of what it is given:
+                   p(click ∧ like) = p(click) · p(like | click) against click·like (binary), or
+                   E[play_time] = p(click) · E[play_time | click] against play_time (regression).
     """
 
     name: str
@@ -50,6 +57,8 @@ class Objective:
     mask: str | None = None
     sample_weight: SampleWeight = None
     dim: int = 1
+    given: str | None = None
+    space: Literal["masked", "entire"] = "masked"
 
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
@@ -62,6 +71,14 @@ class Objective:
             raise ValueError(f"objective {self.name!r}: dim must be an integer >= 1, got {self.dim!r}")
         if self.kind == "binary" and self.dim != 1:
             raise ValueError(f"objective {self.name!r}: a binary objective has dim 1, got {self.dim}")
+        if self.space not in ("masked", "entire"):
+            raise ValueError(f"objective {self.name!r}: space must be 'masked' or 'entire', got {self.space!r}")
+        if self.space == "entire" and self.given is None:
+            raise ValueError(f"objective {self.name!r}: an entire-space objective needs `given`, the objective it follows")
+        if self.space == "entire" and self.mask is not None:
+            raise ValueError(f"objective {self.name!r}: an entire-space objective is trained on every sample; drop `mask`")
+        if self.given == self.name:
+            raise ValueError(f"objective {self.name!r} cannot be given itself")
         if not (self.sample_weight is None or isinstance(self.sample_weight, str) or callable(self.sample_weight)):
             raise TypeError(
                 f"objective {self.name!r}: sample_weight must be a column name, a function of the batch, or None"
@@ -117,7 +134,57 @@ def check_towers(towers: Sequence[Tower]) -> tuple[Tower, ...]:
     names = [o.name for t in towers for o in t.objectives]
     if len(set(names)) != len(names):
         raise ValueError(f"objective names must be unique across towers, got {names}")
+    by_name = {o.name: o for t in towers for o in t.objectives}
+    for o in by_name.values():
+        if o.given is None:
+            continue
+        if o.given not in by_name:
+            raise ValueError(f"objective {o.name!r} is given {o.given!r}, which is not an objective of the model {names}")
+        if by_name[o.given].kind != "binary":
+            raise ValueError(f"objective {o.name!r} is given {o.given!r}, which must be a binary objective")
+        if o.dim != 1:
+            raise ValueError(f"objective {o.name!r}: a conditional objective has dim 1, got {o.dim}")
+        _ancestors(o, by_name)  # raises on a cycle
     return towers
+
+
+def _ancestors(objective: Objective, by_name: Mapping[str, Objective]) -> list[Objective]:
+    """The chain of objectives `objective` is given, nearest first (like → [click] or [click, stay])."""
+    chain: list[Objective] = []
+    while objective.given is not None:
+        objective = by_name[objective.given]
+        if objective in chain or len(chain) > len(by_name):
+            raise ValueError(f"objectives given one another form a cycle: {[o.name for o in chain]}")
+        chain.append(objective)
+    return chain
+
+
+def entire_space_logit(objective: Objective, predictions: Mapping[str, Tensor], towers: Sequence[Tower]) -> Tensor:
+    """The logit of the joint probability p(objective ∧ everything it is given) of a binary objective,
+    from the model's conditional logits: log p = Σ log σ(logit) along the chain; logit = log p − log(1 − p).
+
+    Finite for any finite logits: 1 − p is floored at 1e-7. (B,) → (B,).
+    """
+    by_name = {o.name: o for t in towers for o in t.objectives}
+    log_p = F.logsigmoid(predictions[objective.name])
+    for parent in _ancestors(objective, by_name):
+        log_p = log_p + F.logsigmoid(predictions[parent.name])  # (B,)
+    return log_p - torch.log(torch.clamp(-torch.expm1(log_p), min=1e-7))
+
+
+def _entire_space_inputs(
+    objective: Objective, predictions: Mapping[str, Tensor], towers: Sequence[Tower], batch: Batch
+) -> tuple[Tensor, Tensor]:
+    """(prediction, target) of an entire-space objective, both unconditional, over every sample."""
+    by_name = {o.name: o for t in towers for o in t.objectives}
+    chain = _ancestors(objective, by_name)
+    target = batch.labels[objective.target].to(predictions[objective.name].dtype)
+    for parent in chain:
+        target = target * batch.labels[parent.target].to(target.dtype)  # zero wherever the chain broke
+    if objective.kind == "binary":
+        return entire_space_logit(objective, predictions, towers), target
+    p_chain = torch.exp(sum(F.logsigmoid(predictions[parent.name]) for parent in chain))  # (B,)
+    return p_chain * predictions[objective.name], target
 
 
 def _sample_weight(objective: Objective, batch: Batch) -> Tensor | None:
@@ -137,16 +204,27 @@ def _sample_weight(objective: Objective, batch: Batch) -> Tensor | None:
     return weight
 
 
-def objective_loss(objective: Objective, prediction: Tensor, batch: Batch) -> Tensor:
+def objective_loss(
+    objective: Objective,
+    prediction: Tensor,
+    batch: Batch,
+    target: Tensor | None = None,
+    given_label: str | None = None,
+) -> Tensor:
     """The scalar loss of one objective on a batch: Σ m·s·ℓ / Σ m (0 when the mask admits no sample).
 
-    prediction: (B,) logits (binary) or values (regression), or (B, dim) for a dim > 1 objective.
+    prediction:  (B,) logits (binary) or values (regression), or (B, dim) for a dim > 1 objective.
+    target:      the label to fit, if not the objective's own label column (entire-space training).
+    given_label: a further 0/1 label a sample needs to count (a masked conditional objective's parent).
     """
-    target = batch.labels[objective.target].to(prediction.dtype)
+    target = (batch.labels[objective.target] if target is None else target).to(prediction.dtype)
     weight = _sample_weight(objective, batch)
     keep = None
-    if objective.mask is not None:
-        keep = batch.labels[objective.mask] > 0  # (B,)
+    for name in (objective.mask, given_label):
+        if name is not None:
+            admitted = batch.labels[name] > 0  # (B,)
+            keep = admitted if keep is None else keep & admitted
+    if keep is not None:
         # Zero excluded samples' inputs, not only their losses: a NaN or inf there must not reach the
         # loss or its gradient (NaN · 0 is NaN).
         row = keep if prediction.dim() == 1 else keep.unsqueeze(1)
@@ -169,8 +247,22 @@ def objective_loss(objective: Objective, prediction: Tensor, batch: Batch) -> Te
 
 
 def objective_losses(towers: Sequence[Tower], predictions: Mapping[str, Tensor], batch: Batch) -> dict[str, Tensor]:
-    """Every objective's loss L_o (unweighted), by objective name, in declaration order."""
-    return {o.name: objective_loss(o, predictions[o.name], batch) for t in towers for o in t.objectives}
+    """Every objective's loss L_o (unweighted), by objective name, in declaration order.
+
+    A conditional objective is trained on the samples whose `given` label is 1 ("masked"), or on every
+    sample through the product with what it is given ("entire"); see `Objective`.
+    """
+    by_name = {o.name: o for t in towers for o in t.objectives}
+    losses = {}
+    for name, o in by_name.items():
+        if o.given is None:
+            losses[name] = objective_loss(o, predictions[name], batch)
+        elif o.space == "masked":
+            losses[name] = objective_loss(o, predictions[name], batch, given_label=by_name[o.given].target)
+        else:
+            prediction, target = _entire_space_inputs(o, predictions, towers, batch)
+            losses[name] = objective_loss(o, prediction, batch, target=target)
+    return losses
 
 
 def multitask_loss(

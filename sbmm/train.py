@@ -192,7 +192,10 @@ def _evaluate(model: MultiTaskModel, data: Batch, batch_size: int) -> tuple[dict
     data = data.to(next(model.parameters()).device)
     total, losses = multitask_loss(model.tower_specs, predictions, data)
     loss_values = {"total": float(total), **{k: float(v) for k, v in losses.items()}}
-    metrics = {o.name: objective_metrics(o, predictions[o.name], data.labels) for o in model.objectives}
+    targets = {o.name: o.target for o in model.objectives}
+    metrics = {
+        o.name: objective_metrics(o, predictions[o.name], data.labels, targets.get(o.given)) for o in model.objectives
+    }
     return loss_values, metrics
 
 
