@@ -13,7 +13,7 @@ from .models import MMoE, PLE, MultiTaskModel, SharedBottom, SingleTask
 from .objectives import Objective, Tower, check_labels, multitask_loss, objective_loss, objective_losses
 from .profile import PROFILES, Profile, default_device, profile, seed_everything
 from .seed import SharedBottomMultiTaskModel
-from .train import History, evaluate, fit, predict
+from .train import History, evaluate, fit, load_checkpoint, predict, save_checkpoint
 
 __all__ = [
     "Batch",
@@ -37,11 +37,13 @@ __all__ = [
     "default_device",
     "evaluate",
     "fit",
+    "load_checkpoint",
     "multitask_loss",
     "objective_loss",
     "objective_losses",
     "objective_metrics",
     "predict",
     "profile",
+    "save_checkpoint",
     "seed_everything",
 ]

@@ -52,6 +52,23 @@ class Weighting:
     def end_epoch(self, epoch_losses: Mapping[str, float]) -> None:
         pass
 
+    _UNSAVED = ("model", "names", "declared", "layer", "shared")  # rebuilt by `bind`
+
+    def state_dict(self) -> dict:
+        """The strategy's state (its parameters and what it has learned), for checkpoints."""
+        return {k: v for k, v in vars(self).items() if k not in self._UNSAVED}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        """Restore `state_dict()` into a bound strategy; parameters are copied in place (the optimiser
+        keeps referring to them)."""
+        for key, value in state.items():
+            current = getattr(self, key, None)
+            if isinstance(current, nn.Parameter):
+                with torch.no_grad():
+                    current.copy_(value)
+            else:
+                setattr(self, key, value)
+
     def _check_names(self, names, what: str) -> None:
         unknown = sorted(set(names) - set(self.names))
         if unknown:

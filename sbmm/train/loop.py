@@ -2,27 +2,32 @@
 
 In-memory data lives on the training device; each epoch shuffles an index tensor and cuts batches by
 slicing it (no per-sample Dataset/collate). Losses are accumulated on the device and read once per
-epoch. Evaluation runs in large batches under `torch.inference_mode()`.
+epoch (no host synchronisation inside an epoch). Evaluation runs in large batches under
+`torch.inference_mode()`. Under `torchrun`, `fit` trains data-parallel (see `distributed`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from pathlib import Path
+from typing import Callable, Iterable, Literal
 
 import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from .data.batch import Batch
-from .metrics import objective_metrics
-from .models.base import MultiTaskModel
-from .objectives import check_labels, multitask_loss, objective_losses
-from .profile import default_device, seed_everything
-from .weighting import Static, Weighting
+from ..data.batch import Batch
+from ..metrics import objective_metrics
+from ..models.base import MultiTaskModel
+from ..objectives import check_labels, multitask_loss, objective_losses
+from ..profile import default_device, seed_everything
+from ..weighting import GradNorm, PCGrad, Static, Weighting
+from . import distributed
+from .checkpoint import load_checkpoint, save_checkpoint
 
 __all__ = ["History", "StepCallback", "fit", "evaluate", "predict"]
 
@@ -90,6 +95,10 @@ def fit(
     progress: bool = True,
     callbacks: Iterable[StepCallback] = (),
     weighting: Weighting | None = None,
+    precision: Literal["fp32", "bf16"] = "fp32",
+    compile: bool | str = False,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
 ) -> History:
     """Train `model` on `train` with the loss its towers declare; return the `History`.
 
@@ -105,6 +114,16 @@ def fit(
     weighting:          how the objectives' losses combine into gradients (`sbmm.weighting`); by default
                         `Static()`, the declared Σ_t w_t Σ_o w_o L_o. "total" in the History is what
                         the strategy minimised (training) and the declared total (validation).
+    precision:          "bf16" runs forward passes and losses under bfloat16 autocast (parameters and
+                        optimiser stay fp32); "fp32" (default) does not.
+    compile:            torch.compile the model for training: True (default backend) or a backend name.
+    checkpoint:         a file to write the run's state to after every epoch (by rank 0 only).
+    resume:             continue from `checkpoint` if it exists: the finished epochs are not repeated and
+                        the run goes on exactly as it would have (weights, optimiser, shuffling, History).
+
+    Under `torchrun --nproc_per_node=N` the same call trains data-parallel: every rank holds the data,
+    takes its share of each global batch of `batch_size`, and gradients are averaged by DDP; History is
+    the same on every rank. GradNorm and PCGrad, which take gradients outside DDP, are refused there.
 
     Raises FloatingPointError, naming the objective, when a loss becomes NaN or inf.
     """
@@ -120,43 +139,69 @@ def fit(
     check_labels(towers, train)
     if valid is not None:
         check_labels(towers, valid)
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs the checkpoint file to resume from")
     if seed is not None:
         seed_everything(seed)
 
-    device = torch.device(device) if device is not None else default_device()
+    context, device = distributed.setup(torch.device(device) if device is not None else None)
+    device = device if device is not None else default_device()
     model.to(device)
     train = train.to(device)
     weighting = weighting if weighting is not None else Static()
     if not isinstance(weighting, Weighting):
         raise TypeError(f"weighting must be an sbmm.weighting strategy, got {type(weighting).__name__}")
+    if context.active and isinstance(weighting, (GradNorm, PCGrad)):
+        raise ValueError(f"{type(weighting).__name__} takes gradients outside DDP and cannot train data-parallel")
     weighting.bind(model)
     params = [*model.parameters(), *weighting.parameters()]
     opt = optimizer(params) if optimizer is not None else torch.optim.Adam(params, lr=lr)
     names = ["total", *(o.name for o in model.objectives)]
     history = History({k: [] for k in names}, {k: [] for k in names} if valid is not None else {})
     history.weights = {o.name: [] for o in model.objectives}
+    first_epoch = 0
+    if resume and Path(checkpoint).exists():
+        first_epoch = _restore(load_checkpoint(checkpoint, device), model, opt, weighting, history)
+
+    net: nn.Module = model
+    if context.active:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    if compile:
+        net = torch.compile(net, **({} if compile is True else {"backend": compile}))
+    autocast = (
+        (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if precision == "bf16" else contextlib.nullcontext
+    )
     n = len(train)
     callbacks = tuple(callbacks)
-    step = 0
+    step = first_epoch * math.ceil(n / batch_size)
 
-    for epoch in tqdm(range(epochs), desc="epochs", disable=not _progress_enabled(progress)):
+    show = _progress_enabled(progress) and context.is_main
+    for epoch in tqdm(range(first_epoch, epochs), desc="epochs", disable=not show):
         model.train()
         start = time.perf_counter()
-        order = torch.randperm(n, device=device)
+        order = distributed.broadcast(torch.randperm(n, device=device), context)
         step_losses: list[tuple[Tensor, ...]] = []  # per step: the total and each objective's loss, on the device
         for i in range(0, n, batch_size):
-            batch = train[order[i : i + batch_size]]
-            losses = objective_losses(towers, model(batch.features), batch)
+            rows = order[i : i + batch_size]
+            if context.active:
+                rows = rows.tensor_split(context.world)[context.rank]  # this rank's share of the global batch
+            batch = train[rows]
+            with autocast():
+                losses = objective_losses(towers, net(batch.features), batch)
             for callback in callbacks:
                 callback(step, model, losses)
             opt.zero_grad(set_to_none=True)
             total = weighting.backward(losses)
+            for p in weighting.parameters():  # the strategy's own parameters live outside DDP
+                distributed.average(p.grad, context)
             opt.step()
             weighting.after_step()
             step += 1
-            step_losses.append((total, *(loss.detach() for loss in losses.values())))
+            step_losses.append((total.float(), *(loss.detach().float() for loss in losses.values())))
         per_step = torch.stack([torch.stack(column) for column in zip(*step_losses)])  # (1 + n_objectives, steps)
-        epoch_loss = per_step.mean(1).tolist()  # the epoch's one host sync
+        epoch_loss = distributed.average(per_step.mean(1), context).tolist()  # the epoch's one host sync
         history.seconds.append(time.perf_counter() - start)
         for name, value in sorted(zip(names, epoch_loss), key=lambda nv: nv[0] == "total"):  # objectives first
             if not math.isfinite(value):
@@ -172,7 +217,22 @@ def fit(
             for name in names:
                 history.valid_loss[name].append(losses[name])
             history.valid_metrics.append(metrics)
+        if checkpoint is not None and context.is_main:
+            save_checkpoint(checkpoint, model=model, optimizer=opt, weighting=weighting, history=history, epoch=epoch + 1)
     return history
+
+
+def _restore(state: dict, model: nn.Module, opt: torch.optim.Optimizer, weighting: Weighting, history: History) -> int:
+    """Load a checkpoint's state into the run's objects; return the number of epochs it had finished."""
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    weighting.load_state_dict(state["weighting"])
+    for key, value in state["history"].items():
+        setattr(history, key, value)
+    torch.set_rng_state(state["rng"]["torch"])
+    if state["rng"]["cuda"]:
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    return state["epoch"]
 
 
 @torch.inference_mode()

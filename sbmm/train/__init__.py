@@ -1,0 +1,9 @@
+"""Training: `fit` (single process or data-parallel under torchrun), `evaluate`, `predict`, checkpoints.
+
+`python -m sbmm.train CONFIG.toml` runs a training from a config file (see `__main__`).
+"""
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from .loop import History, StepCallback, evaluate, fit, predict
+
+__all__ = ["History", "StepCallback", "evaluate", "fit", "load_checkpoint", "predict", "save_checkpoint"]

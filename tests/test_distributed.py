@@ -1,0 +1,58 @@
+"""`fit` under torchrun: two gloo processes on the CPU train like one process with the same global batch."""
+
+import subprocess
+import sys
+import textwrap
+
+import torch
+
+import sbmm
+
+WORKER = textwrap.dedent('''
+    import os, sys
+    import torch
+    import sbmm
+
+    out = sys.argv[1]
+    rank = int(os.environ["RANK"])
+    saved = []
+    real_save = torch.save
+    torch.save = lambda obj, f, *a, **k: (saved.append(str(f)), real_save(obj, f, *a, **k))  # who writes?
+
+    data = sbmm.data.correlated_tasks(n=512, p=0.5, d=6, seed=0)
+    sbmm.seed_everything(0)
+    towers = [sbmm.Tower("a", [sbmm.Objective("y1", "regression")], hidden=(8,)),
+              sbmm.Tower("b", [sbmm.Objective("y2", "regression")], hidden=(8,))]
+    model = sbmm.SharedBottom([sbmm.Dense("x", 6)], towers, bottom=(16, 8))
+    history = sbmm.fit(model, data, data, epochs=3, batch_size=64, seed=1, progress=False,
+                       checkpoint=os.path.join(out, "run.pt"))
+    torch.save = real_save
+    torch.save({"params": model.state_dict(), "history": history.train_loss, "saved": saved},
+               os.path.join(out, f"rank{rank}.pt"))
+''')
+
+
+def single_process():
+    data = sbmm.data.correlated_tasks(n=512, p=0.5, d=6, seed=0)
+    sbmm.seed_everything(0)
+    towers = [sbmm.Tower("a", [sbmm.Objective("y1", "regression")], hidden=(8,)),
+              sbmm.Tower("b", [sbmm.Objective("y2", "regression")], hidden=(8,))]
+    model = sbmm.SharedBottom([sbmm.Dense("x", 6)], towers, bottom=(16, 8))
+    history = sbmm.fit(model, data, data, epochs=3, batch_size=64, seed=1, progress=False, device="cpu")
+    return model.state_dict(), history.train_loss
+
+
+def test_two_gloo_ranks_train_like_one_process_and_only_rank_0_writes(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+    params, losses = single_process()
+    for r in ranks:
+        assert all(torch.allclose(r["params"][k], params[k], atol=1e-5) for k in params)
+        assert r["history"].keys() == losses.keys()
+        assert all(abs(a - b) < 1e-5 for k in losses for a, b in zip(r["history"][k], losses[k]))
+    assert len(ranks[0]["saved"]) == 3 and ranks[1]["saved"] == []  # a checkpoint per epoch, by rank 0 only
+    assert (tmp_path / "run.pt").exists()
