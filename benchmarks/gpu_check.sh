@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# On a GPU machine: run every chapter in the `full` profile and the throughput benchmarks, in one go, and
+# write their timings and figures to one folder (default benchmarks/results/gpu).
+#
+#   bash benchmarks/gpu_check.sh [RESULTS_DIR]            # full profile, CUDA
+#   QUICK=1 bash benchmarks/gpu_check.sh [RESULTS_DIR]    # reduced: default profile, small benchmark, any device
+#
+# Chapters are executed into copies under RESULTS_DIR/chapters; the committed notebooks are not touched.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+results=${1:-benchmarks/results/gpu}
+mkdir -p "$results/chapters"
+python=${PYTHON:-.venv/bin/python}
+export TQDM_DISABLE=1
+if [ "${QUICK:-0}" = 1 ]; then
+  export SBMM_PROFILE=default
+  bench_args=(--batch-sizes 256 4096 --samples 32768 --repeats 1)
+else
+  export SBMM_PROFILE=full
+  bench_args=(--batch-sizes 256 1024 4096 16384 65536 --samples 2097152 --repeats 2)
+fi
+summary="$results/summary.txt"
+{
+  echo "profile: $SBMM_PROFILE"
+  "$python" -c "import torch; print('torch', torch.__version__, '| cuda:', torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none')"
+} > "$summary"
+for nb in $("$python" - <<'PY'
+import re
+toc = open("_toc.yml").read()
+for name in re.findall(r"file:\s*([^\s#]+)", toc):
+    import pathlib
+    if pathlib.Path(name + ".ipynb").exists():
+        print(name + ".ipynb")
+PY
+); do
+  copy="$results/chapters/$(basename "$nb")"
+  cp "$nb" "$copy"
+  start=$(date +%s%N)
+  if (cd "$(dirname "$copy")" && "$root/.venv/bin/jupyter" execute --inplace --timeout=3600 "$(basename "$copy")" > /dev/null 2>&1); then status=ok; else status=FAILED; fi
+  end=$(date +%s%N)
+  printf '%-28s %-7s %8d s\n' "$(basename "$nb")" "$status" "$(( (end - start) / 1000000000 ))" | tee -a "$summary"
+done
+"$python" benchmarks/feed_throughput.py "${bench_args[@]}" --json "$results/feed_throughput.json" | tee -a "$summary"
+"$python" benchmarks/throughput.py | tee -a "$summary"
+echo "results in $results"
