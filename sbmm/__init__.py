@@ -10,7 +10,16 @@ from .data import Batch
 from .inputs import Categorical, Dense, InputLayer, MultiCategorical
 from .metrics import objective_metrics
 from .models import MMoE, PLE, MultiTaskModel, SharedBottom, SingleTask
-from .objectives import Objective, Tower, check_labels, multitask_loss, objective_loss, objective_losses
+from .objectives import (
+    Objective,
+    SampleWeight,
+    Tower,
+    check_labels,
+    multitask_loss,
+    objective_loss,
+    objective_losses,
+    sample_weights,
+)
 from .profile import PROFILES, Profile, default_device, profile, seed_everything
 from .seed import SharedBottomMultiTaskModel
 from .train import History, evaluate, fit, load_checkpoint, predict, save_checkpoint
@@ -28,6 +37,7 @@ __all__ = [
     "PLE",
     "PROFILES",
     "Profile",
+    "SampleWeight",
     "SharedBottom",
     "SharedBottomMultiTaskModel",
     "SingleTask",
@@ -44,6 +54,7 @@ __all__ = [
     "objective_metrics",
     "predict",
     "profile",
+    "sample_weights",
     "save_checkpoint",
     "seed_everything",
 ]

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 import sbmm
-from sbmm.reweighting import weighted_logit_to_expectation
+from sbmm.reweighting import GradientNorm, weighted_logit_to_expectation, weighted_optimal_logit
 
 
 def test_weighted_logistic_regression_recovers_the_expected_value():
@@ -40,3 +40,88 @@ def test_bad_probabilities_raise():
         weighted_logit_to_expectation(torch.zeros(3), torch.zeros(2))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         weighted_logit_to_expectation(torch.zeros(2), torch.tensor([0.5, 1.5]))
+
+
+def test_the_closed_form_optimum_matches_a_fitted_logit_per_group():
+    """weighted_optimal_logit is the minimiser of weighted BCE with one free logit per group, any weights."""
+    g = torch.Generator().manual_seed(1)
+    n, n_groups = 5_000, 5
+    group = torch.randint(0, n_groups, (n,), generator=g)
+    y = (torch.rand(n, generator=g) < torch.linspace(0.1, 0.6, n_groups)[group]).float()
+    w = torch.rand(n, generator=g) * 3
+    closed = weighted_optimal_logit(y, w, group)
+    logits = torch.zeros(n_groups, requires_grad=True)
+    opt = torch.optim.LBFGS([logits], max_iter=100, line_search_fn="strong_wolfe")
+    objective = sbmm.Objective("y", sample_weight="w")
+    data = sbmm.Batch({}, {"y": y, "w": w})
+
+    def closure():
+        opt.zero_grad()
+        loss = sbmm.objective_loss(objective, logits[group], data)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    assert torch.allclose(logits.detach().double(), closed, atol=1e-3)
+    # Weights of 1 give the group's plain log-odds.
+    ones = weighted_optimal_logit(y, torch.ones(n), group)
+    rate = torch.stack([y[group == k].mean() for k in range(n_groups)]).double()
+    assert torch.allclose(ones, torch.log(rate / (1 - rate)))
+
+
+def test_closed_form_edge_cases_and_bad_input():
+    y, w = torch.tensor([1.0, 1.0, 0.0]), torch.ones(3)
+    out = weighted_optimal_logit(y, w, torch.tensor([0, 1, 1]), n_groups=3)
+    assert out[0] == float("inf") and out[1] == 0 and torch.isnan(out[2])
+    with pytest.raises(ValueError, match="shape"):
+        weighted_optimal_logit(y, torch.ones(2), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="groups"):
+        weighted_optimal_logit(y, w, torch.tensor([0.0, 1.0, 1.0]))
+
+
+def test_weight_scale_undoes_a_fixed_normalisation():
+    logit = torch.tensor([0.0, 1.0])
+    assert torch.allclose(weighted_logit_to_expectation(logit, weight_scale=20.0), 20 * torch.exp(logit))
+    with pytest.raises(ValueError, match="weight_scale"):
+        weighted_logit_to_expectation(logit, weight_scale=0.0)
+
+
+def test_gradient_norm_is_recorded_every_few_steps_and_scales_with_a_constant_weight():
+    """With lr 0 the model never moves, so weighing every sample 5 multiplies every recorded norm by 5."""
+    g = torch.Generator().manual_seed(0)
+    labels = {"click": (torch.rand(64, generator=g) < 0.5).float(), "c": torch.full((64,), 5.0)}
+    data = sbmm.Batch({"x": torch.randn(64, 3, generator=g)}, labels)
+    norms = {}
+    for name, weight in (("plain", None), ("times 5", "c")):
+        sbmm.seed_everything(0)
+        towers = [sbmm.Tower("t", [sbmm.Objective("click", sample_weight=weight)], hidden=(4,))]
+        model = sbmm.SharedBottom([sbmm.Dense("x", 3)], towers, bottom=(8,))
+        recorder = GradientNorm("click", every=2)
+        frozen = lambda params: torch.optim.SGD(params, lr=0.0)  # noqa: E731
+        sbmm.fit(model, data, epochs=2, batch_size=16, seed=0, progress=False, device="cpu", optimizer=frozen, callbacks=[recorder])
+        assert recorder.steps == [0, 2, 4, 6]
+        norms[name] = torch.tensor(recorder.norms)
+        assert torch.all(norms[name] > 0)
+    assert torch.allclose(norms["times 5"], 5 * norms["plain"], rtol=1e-4)
+
+
+def model_gradient_norm(model, data):
+    model.zero_grad()
+    sbmm.objective_loss(model.objectives[0], model(data.features)["click"], data).backward()
+    return float(torch.sqrt(sum(p.grad.square().sum() for p in model.parameters())))
+
+
+def test_gradient_norm_matches_a_direct_computation():
+    g = torch.Generator().manual_seed(0)
+    data = sbmm.Batch({"x": torch.randn(32, 3, generator=g)}, {"click": (torch.rand(32, generator=g) < 0.5).float()})
+    sbmm.seed_everything(0)
+    model = sbmm.SharedBottom([sbmm.Dense("x", 3)], [sbmm.Tower("t", [sbmm.Objective("click")], hidden=(4,))], bottom=(8,))
+    expected = model_gradient_norm(model, data)
+    recorder = GradientNorm("click")
+    _, losses = sbmm.multitask_loss(model.tower_specs, model(data.features), data)
+    recorder(0, model, losses)
+    assert recorder.norms[0] == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="'like'"):
+        GradientNorm("like")(0, model, losses)
+    with pytest.raises(ValueError, match="every"):
+        GradientNorm("click", every=0)
