@@ -1,0 +1,79 @@
+"""Training diagnostics, run by `fit` through its `callbacks` argument.
+
+`GradientCosine` measures how much two objectives agree about the shared parameters: the cosine between
+their loss gradients with respect to the bottom,
+
+    cos(g_a, g_b) = g_a · g_b / (|g_a| |g_b|),     g_o = ∂L_o / ∂θ_bottom (all bottom parameters, flattened).
+
+Near 1 the objectives push the bottom the same way (sharing helps both); near 0 they ask for unrelated
+changes; below 0 they conflict, and a step that helps one hurts the other (the seesaw).
+
+    cosine = GradientCosine(pairs=[("click", "like")], every=20)
+    sbmm.fit(model, data.train, callbacks=[cosine])
+    cosine.steps, cosine.cosines[("click", "like")]        # the steps measured, and a cosine per step
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["GradientCosine"]
+
+
+class GradientCosine:
+    """A step callback recording the cosine between pairs of objectives' gradients on a model's part.
+
+    pairs:  the (objective, objective) pairs to compare, by objective name.
+    every:  measure at steps 0, every, 2·every, ... (each measurement costs one extra backward pass per
+            objective named in `pairs`).
+    module: the model's attribute holding the parameters to take gradients over: "bottom" (the shared
+            bottom of `SharedBottom`) by default.
+
+    After training: `steps` lists the steps measured, `cosines[(a, b)]` the cosine at each. The cosine
+    is NaN at a step where either gradient is zero (e.g. a masked objective with no eligible sample in
+    the batch); parameters one objective does not reach count as zero gradient for it, so objectives
+    with disjoint parameters (as in `SingleTask`) have cosine 0.
+    """
+
+    def __init__(self, pairs: Sequence[tuple[str, str]], every: int = 20, module: str = "bottom"):
+        pairs = [tuple(p) for p in pairs]
+        if not pairs or any(len(p) != 2 or not all(isinstance(n, str) for n in p) for p in pairs):
+            raise ValueError(f"pairs must be one or more (objective, objective) name pairs, got {pairs}")
+        if not (isinstance(every, int) and every >= 1):
+            raise ValueError(f"every must be an integer >= 1, got {every!r}")
+        self.pairs: list[tuple[str, str]] = pairs
+        self.every = every
+        self.module = module
+        self.steps: list[int] = []
+        self.cosines: dict[tuple[str, str], list[float]] = {p: [] for p in pairs}
+
+    def __call__(self, step: int, model: nn.Module, losses: dict[str, Tensor]) -> None:
+        if step % self.every:
+            return
+        part = getattr(model, self.module, None)
+        if not isinstance(part, nn.Module):
+            raise ValueError(f"GradientCosine: the model has no part {self.module!r} to take gradients over")
+        params = [p for p in part.parameters() if p.requires_grad]
+        names = list(dict.fromkeys(n for p in self.pairs for n in p))
+        for name in names:
+            if name not in losses:
+                raise ValueError(f"GradientCosine: objective {name!r} is not among the model's ({sorted(losses)})")
+        grads = {name: self._flat_grad(losses[name], params) for name in names}  # each (n_params,)
+        for a, b in self.pairs:
+            self.cosines[(a, b)].append(self._cosine(grads[a], grads[b]))
+        self.steps.append(step)
+
+    @staticmethod
+    def _flat_grad(loss: Tensor, params: list[nn.Parameter]) -> Tensor:
+        """∂loss/∂params flattened into one vector (zeros where the loss does not reach a parameter)."""
+        grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+        return torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for p, g in zip(params, grads)])
+
+    @staticmethod
+    def _cosine(g_a: Tensor, g_b: Tensor) -> float:
+        norm = float(g_a.norm() * g_b.norm())
+        return float(g_a @ g_b) / norm if norm > 0 else math.nan

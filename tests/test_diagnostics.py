@@ -1,0 +1,95 @@
+import math
+
+import pytest
+import torch
+
+import sbmm
+from sbmm.diagnostics import GradientCosine
+from sbmm.models.single_task import SingleTask
+
+
+def regression_data(n=256, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 4, generator=g)
+    y = x @ torch.tensor([1.0, -2.0, 0.5, 0.0]) + 0.1 * torch.randn(n, generator=g)
+    return sbmm.Batch({"x": x}, {"y": y, "z": x[:, 3].clone()})
+
+
+def two_heads(a="y", b="y"):
+    return [
+        sbmm.Tower("A", [sbmm.Objective("a", "regression", label=a)], hidden=(4,)),
+        sbmm.Tower("B", [sbmm.Objective("b", "regression", label=b)], hidden=(4,)),
+    ]
+
+
+def shared_bottom(towers, seed=0):
+    sbmm.seed_everything(seed)
+    return sbmm.SharedBottom([sbmm.Dense("x", 4)], towers, bottom=(8,))
+
+
+def live_losses(model, data):
+    _, losses = sbmm.multitask_loss(model.tower_specs, model(data.features), data)
+    return losses
+
+
+def test_identical_and_opposite_losses_have_cosine_one_and_minus_one():
+    data = regression_data()
+    model = shared_bottom(two_heads())
+    loss = live_losses(model, data)["a"]
+    cosine = GradientCosine(pairs=[("a", "b"), ("a", "c")], every=1)
+    cosine(0, model, {"a": loss, "b": 3 * loss, "c": -loss})
+    assert cosine.steps == [0]
+    assert cosine.cosines[("a", "b")][0] == pytest.approx(1.0, abs=1e-6)
+    assert cosine.cosines[("a", "c")][0] == pytest.approx(-1.0, abs=1e-6)
+
+
+def test_identical_objectives_keep_cosine_one_through_training():
+    data = regression_data()
+    model = shared_bottom(two_heads())
+    model.towers["B"].load_state_dict(model.towers["A"].state_dict())  # same head, same label: same gradient
+    cosine = GradientCosine(pairs=[("a", "b")], every=5)
+    sbmm.fit(model, data, epochs=3, batch_size=32, progress=False, callbacks=[cosine])
+    assert cosine.steps == list(range(0, 24, 5))
+    assert all(c == pytest.approx(1.0, abs=1e-5) for c in cosine.cosines[("a", "b")])
+
+
+def test_objectives_on_disjoint_parameters_have_cosine_zero():
+    data = regression_data()
+    sbmm.seed_everything(0)
+    model = SingleTask([sbmm.Dense("x", 4)], two_heads("y", "z"), bottom=(8,))
+    cosine = GradientCosine(pairs=[("a", "b")], every=4)
+    sbmm.fit(model, data, epochs=1, batch_size=32, progress=False, callbacks=[cosine])
+    assert len(cosine.steps) == 2 and cosine.cosines[("a", "b")] == [0.0, 0.0]
+
+
+def test_unrelated_targets_disagree_more_than_the_same_target():
+    data = regression_data()
+    same, other = GradientCosine([("a", "b")], every=2), GradientCosine([("a", "b")], every=2)
+    sbmm.fit(shared_bottom(two_heads("y", "y")), data, epochs=2, batch_size=32, progress=False, callbacks=[same])
+    sbmm.fit(shared_bottom(two_heads("y", "z")), data, epochs=2, batch_size=32, progress=False, callbacks=[other])
+    mean = lambda c: sum(c.cosines[("a", "b")]) / len(c.steps)  # noqa: E731
+    assert mean(same) > mean(other) + 0.2
+
+
+def test_zero_gradient_gives_nan():
+    data = regression_data()
+    model = shared_bottom(two_heads())
+    loss = live_losses(model, data)["a"]
+    cosine = GradientCosine(pairs=[("a", "b")], every=1)
+    cosine(0, model, {"a": loss, "b": 0 * loss})
+    assert math.isnan(cosine.cosines[("a", "b")][0])
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(ValueError, match="pairs"):
+        GradientCosine(pairs=[])
+    with pytest.raises(ValueError, match="pairs"):
+        GradientCosine(pairs=[("a", "b", "c")])
+    with pytest.raises(ValueError, match="every"):
+        GradientCosine(pairs=[("a", "b")], every=0)
+    data = regression_data()
+    model = shared_bottom(two_heads())
+    with pytest.raises(ValueError, match="'like'"):
+        GradientCosine(pairs=[("a", "like")], every=1)(0, model, live_losses(model, data))
+    with pytest.raises(ValueError, match="'experts'"):
+        GradientCosine(pairs=[("a", "b")], every=1, module="experts")(0, model, live_losses(model, data))
