@@ -4,7 +4,7 @@ Data flows as: Batch (features, labels, truth) → inputs (embeddings + pooling,
 {objective: prediction} → per-objective losses (masks, sample weights) → weighted total → optimiser.
 """
 
-from . import data, plot, weighting
+from . import data, diagnostics, plot, weighting
 from .claims import check
 from .data import Batch
 from .inputs import Categorical, Dense, InputLayer, MultiCategorical
