@@ -5,6 +5,21 @@ import sbmm
 from sbmm.reweighting import GradientNorm, weighted_logit_to_expectation, weighted_optimal_logit
 
 
+def fit_group_logits(objective: sbmm.Objective, data: sbmm.Batch, group: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """The free logit per group that minimises `objective`'s loss on `data` (L-BFGS), detached: (n_groups,)."""
+    logits = torch.zeros(n_groups, requires_grad=True)
+    opt = torch.optim.LBFGS([logits], max_iter=100, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = sbmm.objective_loss(objective, logits[group], data)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return logits.detach()
+
+
 def test_weighted_logistic_regression_recovers_the_expected_value():
     """Fit one logit per group by weighted BCE; exp(logit)·(1 − P) must equal E[T] = P·E[T | y=1]."""
     g = torch.Generator().manual_seed(0)
@@ -16,21 +31,12 @@ def test_weighted_logistic_regression_recovers_the_expected_value():
     t = y * mean_t * torch.distributions.Exponential(1.0).sample((n,))  # E[T | y=1] = mean_t
     data = sbmm.Batch({}, {"y": y, "t": t})
     objective = sbmm.Objective("y", sample_weight=lambda b: torch.where(b.labels["y"] > 0, b.labels["t"], 1.0))
-    logits = torch.zeros(n_groups, requires_grad=True)
-    opt = torch.optim.LBFGS([logits], max_iter=100, line_search_fn="strong_wolfe")
-
-    def closure():
-        opt.zero_grad()
-        loss = sbmm.objective_loss(objective, logits[group], data)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
+    logits = fit_group_logits(objective, data, group, n_groups)
     pos = torch.tensor([0.05, 0.1, 0.3, 0.5])
     e_t = pos * torch.tensor([10.0, 30.0, 5.0, 20.0])
-    estimate = weighted_logit_to_expectation(logits.detach(), pos)
+    estimate = weighted_logit_to_expectation(logits, pos)
     assert torch.allclose(estimate, e_t, rtol=0.05)
-    inflated = weighted_logit_to_expectation(logits.detach())
+    inflated = weighted_logit_to_expectation(logits)
     assert torch.allclose(inflated, e_t / (1 - pos), rtol=0.05)
 
 
@@ -50,19 +56,8 @@ def test_the_closed_form_optimum_matches_a_fitted_logit_per_group():
     y = (torch.rand(n, generator=g) < torch.linspace(0.1, 0.6, n_groups)[group]).float()
     w = torch.rand(n, generator=g) * 3
     closed = weighted_optimal_logit(y, w, group)
-    logits = torch.zeros(n_groups, requires_grad=True)
-    opt = torch.optim.LBFGS([logits], max_iter=100, line_search_fn="strong_wolfe")
-    objective = sbmm.Objective("y", sample_weight="w")
-    data = sbmm.Batch({}, {"y": y, "w": w})
-
-    def closure():
-        opt.zero_grad()
-        loss = sbmm.objective_loss(objective, logits[group], data)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    assert torch.allclose(logits.detach().double(), closed, atol=1e-3)
+    logits = fit_group_logits(sbmm.Objective("y", sample_weight="w"), sbmm.Batch({}, {"y": y, "w": w}), group, n_groups)
+    assert torch.allclose(logits.double(), closed, atol=1e-3)
     # Weights of 1 give the group's plain log-odds.
     ones = weighted_optimal_logit(y, torch.ones(n), group)
     rate = torch.stack([y[group == k].mean() for k in range(n_groups)]).double()
