@@ -20,7 +20,7 @@ from .objectives import (
     objective_losses,
     sample_weights,
 )
-from .profile import PROFILES, Profile, default_device, profile, seed_everything
+from .profile import PROFILES, Profile, default_device, profile, seed_everything, use_profile
 from .seed import SharedBottomMultiTaskModel
 from .train import History, evaluate, fit, load_checkpoint, predict, save_checkpoint
 
@@ -57,4 +57,5 @@ __all__ = [
     "sample_weights",
     "save_checkpoint",
     "seed_everything",
+    "use_profile",
 ]

@@ -1,11 +1,15 @@
-"""Training diagnostics, run by `fit` through its `callbacks` argument.
+"""Training diagnostics, run by `fit` through its `callbacks` argument (each costs extra backward passes,
+so it measures every few steps).
+
+`GradientNorm` records the size |∂L_o/∂θ| of one objective's gradient: what heavy-tailed sample weights
+do to the optimiser's steps.
 
 `GradientCosine` measures how much two objectives agree about the shared parameters: the cosine between
-their loss gradients with respect to the bottom,
+their loss gradients with respect to them,
 
-    cos(g_a, g_b) = g_a · g_b / (|g_a| |g_b|),     g_o = ∂L_o / ∂θ_bottom (all bottom parameters, flattened).
+    cos(g_a, g_b) = g_a · g_b / (|g_a| |g_b|),     g_o = ∂L_o / ∂θ_shared (flattened).
 
-Near 1 the objectives push the bottom the same way (sharing helps both); near 0 they ask for unrelated
+Near 1 the objectives push the shared parameters the same way (sharing helps both); near 0 they ask for unrelated
 changes; below 0 they conflict, and a step that helps one hurts the other (the seesaw).
 
     cosine = GradientCosine(pairs=[("click", "like")], every=20)
@@ -21,7 +25,40 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-__all__ = ["GradientCosine"]
+__all__ = ["GradientNorm", "GradientCosine"]
+
+
+class GradientNorm:
+    """A step callback (`sbmm.fit(..., callbacks=[...])`) recording the norm of one objective's loss
+    gradient with respect to all of a model's parameters: |∂L_o/∂θ|.
+
+    objective: the objective whose loss is differentiated, by name.
+    every:     measure at steps 0, every, 2·every, ... (each measurement costs one extra backward pass).
+
+    After training: `steps` lists the steps measured, `norms` the gradient norm at each.
+    """
+
+    def __init__(self, objective: str, every: int = 1):
+        if not (isinstance(objective, str) and objective):
+            raise ValueError(f"objective must be an objective's name, got {objective!r}")
+        if not (isinstance(every, int) and every >= 1):
+            raise ValueError(f"every must be an integer >= 1, got {every!r}")
+        self.objective = objective
+        self.every = every
+        self.steps: list[int] = []
+        self.norms: list[float] = []
+
+    def __call__(self, step: int, model: nn.Module, losses: dict[str, Tensor]) -> None:
+        if step % self.every:
+            return
+        if self.objective not in losses:
+            raise ValueError(f"GradientNorm: objective {self.objective!r} is not among the model's ({sorted(losses)})")
+        params = [p for p in model.parameters() if p.requires_grad]
+        grads = torch.autograd.grad(losses[self.objective], params, retain_graph=True, allow_unused=True)
+        squares = [g.square().sum() for g in grads if g is not None]
+        self.norms.append(float(torch.stack(squares).sum().sqrt()) if squares else 0.0)
+        self.steps.append(step)
+
 
 
 class GradientCosine:
@@ -30,8 +67,9 @@ class GradientCosine:
     pairs:  the (objective, objective) pairs to compare, by objective name.
     every:  measure at steps 0, every, 2·every, ... (each measurement costs one extra backward pass per
             objective named in `pairs`).
-    module: the model's attribute holding the parameters to take gradients over: "bottom" (the shared
-            bottom of `SharedBottom`) by default.
+    module: the model's part (attribute name) to take gradients over, e.g. "bottom" or "experts"; None
+            (default): all of `model.shared_parameters()`, the parameters more than one objective reaches
+            (embeddings and bottom, or embeddings, experts and gates).
 
     After training: `steps` lists the steps measured, `cosines[(a, b)]` the cosine at each. The cosine
     is NaN at a step where either gradient is zero (e.g. a masked objective with no eligible sample in
@@ -39,7 +77,7 @@ class GradientCosine:
     with disjoint parameters (as in `SingleTask`) have cosine 0.
     """
 
-    def __init__(self, pairs: Sequence[tuple[str, str]], every: int = 20, module: str = "bottom"):
+    def __init__(self, pairs: Sequence[tuple[str, str]], every: int = 20, module: str | None = None):
         pairs = [tuple(p) for p in pairs]
         if not pairs or any(len(p) != 2 or not all(isinstance(n, str) for n in p) for p in pairs):
             raise ValueError(f"pairs must be one or more (objective, objective) name pairs, got {pairs}")
@@ -54,10 +92,7 @@ class GradientCosine:
     def __call__(self, step: int, model: nn.Module, losses: dict[str, Tensor]) -> None:
         if step % self.every:
             return
-        part = getattr(model, self.module, None)
-        if not isinstance(part, nn.Module):
-            raise ValueError(f"GradientCosine: the model has no part {self.module!r} to take gradients over")
-        params = [p for p in part.parameters() if p.requires_grad]
+        params = [p for p in self._parameters(model) if p.requires_grad]
         names = list(dict.fromkeys(n for p in self.pairs for n in p))
         for name in names:
             if name not in losses:
@@ -66,6 +101,19 @@ class GradientCosine:
         for a, b in self.pairs:
             self.cosines[(a, b)].append(self._cosine(grads[a], grads[b]))
         self.steps.append(step)
+
+    def _parameters(self, model: nn.Module) -> list[nn.Parameter]:
+        if self.module is None:
+            if not hasattr(model, "shared_parameters"):
+                raise ValueError("GradientCosine: the model has no shared_parameters(); name a part with module=")
+            params = list(model.shared_parameters())
+            if not params:
+                raise ValueError(f"GradientCosine: {type(model).__name__} shares no parameters; name a part with module=")
+            return params
+        part = getattr(model, self.module, None)
+        if not isinstance(part, nn.Module):
+            raise ValueError(f"GradientCosine: the model has no part {self.module!r} to take gradients over")
+        return list(part.parameters())
 
     @staticmethod
     def _flat_grad(loss: Tensor, params: list[nn.Parameter]) -> Tensor:

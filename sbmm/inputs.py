@@ -67,8 +67,11 @@ def _check_declaration(feature: Feature) -> None:
 class InputLayer(nn.Module):
     """Embeds and concatenates the declared features of a batch: dict of tensors → (B, self.dim).
 
-    Shapes and dtypes are checked on every call (cheap); id ranges are checked too, so an id outside its
-    vocabulary raises a ValueError naming the feature instead of an opaque index error.
+    Shapes and dtypes are checked on every call (free: they need no data). Id ranges need the data: they
+    are checked on every call with CPU tensors, so an id outside its vocabulary raises a ValueError naming
+    the feature instead of an opaque index error. On an accelerator that check would stop the host at each
+    step until the device caught up, so there `fit`, `evaluate` and `predict` call `check_ids` once per
+    data set instead, and the forward pass does not.
     """
 
     def __init__(self, features: list[Feature] | tuple[Feature, ...]):
@@ -97,6 +100,13 @@ class InputLayer(nn.Module):
         parts = [self._embed(f, self._get(features, f)) for f in self.features]
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)  # (B, Σ dim)
 
+    def check_ids(self, features: Mapping[str, Tensor]) -> None:
+        """Raise a ValueError naming the feature if any id feature in `features` (a whole data set or a
+        batch) holds an id outside its vocabulary (or, for a multi-valued feature, below -1 padding)."""
+        for f in self.features:
+            if isinstance(f, (Categorical, MultiCategorical)):
+                self._check_range(f, self._get(features, f), low=-1 if isinstance(f, MultiCategorical) else 0)
+
     @staticmethod
     def _get(features: Mapping[str, Tensor], f: Feature) -> Tensor:
         if f.name not in features:
@@ -120,13 +130,15 @@ class InputLayer(nn.Module):
         if isinstance(f, Categorical):
             if x.dim() != 1:
                 raise ValueError(f"categorical feature {f.name!r} must have shape (B,), got {tuple(x.shape)}")
-            self._check_range(f, x, low=0)
+            if x.device.type == "cpu":
+                self._check_range(f, x, low=0)
             return self.embeddings[f.name](x.long())  # (B, dim)
         if x.dim() != 2:
             raise ValueError(
                 f"multi-valued feature {f.name!r} must have shape (B, L) padded with -1, got {tuple(x.shape)}"
             )
-        self._check_range(f, x, low=-1)
+        if x.device.type == "cpu":
+            self._check_range(f, x, low=-1)
         ids = x.long().masked_fill(x < 0, f.vocab_size)  # (B, L), padding → the padding row
         return self.embeddings[f.name](ids)  # (B, dim)
 

@@ -1,4 +1,11 @@
-"""Per-objective metrics: AUC and log loss for binary objectives, RMSE for regression (scikit-learn)."""
+"""Metrics (scikit-learn underneath).
+
+`objective_metrics`: per objective, AUC and log loss for binary objectives, RMSE for regression, against
+the observed labels. `truth_auc` and `excess_log_loss` score a model against a simulator's true
+probabilities instead: each impression counts as a positive with weight p and as a negative with weight
+1 − p, which is the expectation over every 0/1 label the world could have drawn, so the label noise of one
+finite test set drops out.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +14,13 @@ from typing import Mapping
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from sklearn.metrics import log_loss, mean_squared_error, roc_auc_score
 from torch import Tensor
 
 from .objectives import Objective
 
-__all__ = ["objective_metrics"]
+__all__ = ["objective_metrics", "truth_auc", "excess_log_loss"]
 
 
 def objective_metrics(
@@ -40,3 +48,35 @@ def objective_metrics(
     prob = torch.sigmoid(p).numpy()
     auc = roc_auc_score(y, prob) if len(np.unique(y)) == 2 else math.nan
     return {"auc": float(auc), "logloss": float(log_loss(y, prob, labels=[0, 1])), "n": n}
+
+
+def _as_outcomes(score: ArrayLike | Tensor, p_true: ArrayLike | Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each of the N rows twice, as outcome 1 with weight p and outcome 0 with weight 1 − p:
+    (labels (2N,), scores (2N,), weights (2N,))."""
+    s, p = (np.asarray(torch.as_tensor(a).detach().double().cpu()) for a in (score, p_true))
+    if s.ndim != 1 or s.shape != p.shape:
+        raise ValueError(f"score and p_true must be 1-d and of one length, got shapes {s.shape} and {p.shape}")
+    if not np.all(np.isfinite(s)):
+        raise ValueError("score holds NaN or infinite values")
+    if not np.all((p >= 0) & (p <= 1)):
+        raise ValueError("p_true must hold probabilities in [0, 1]")
+    return np.r_[np.ones_like(p), np.zeros_like(p)], np.r_[s, s], np.r_[p, 1 - p]
+
+
+def truth_auc(score: ArrayLike | Tensor, p_true: ArrayLike | Tensor) -> float:
+    """The AUC of `score` (N,) (logits, probabilities, any monotone score) expected over labels drawn from
+    the true probabilities `p_true` (N,). Scoring by `p_true` itself gives the highest value possible in
+    that world (below 1 whenever outcomes are uncertain); a constant score gives 0.5."""
+    y, s, w = _as_outcomes(score, p_true)
+    return float(roc_auc_score(y, s, sample_weight=w))
+
+
+def excess_log_loss(q: ArrayLike | Tensor, p_true: ArrayLike | Tensor) -> float:
+    """The expected log loss of predicted probabilities `q` (N,) minus that of the truth `p_true` (N,),
+    over labels drawn from `p_true`: the mean KL(p ‖ q). Zero only for q = p; it measures calibration
+    and ranking together."""
+    y, q2, w = _as_outcomes(q, p_true)
+    if not np.all((q2 >= 0) & (q2 <= 1)):
+        raise ValueError("q must hold probabilities in [0, 1] (apply a sigmoid to logits first)")
+    _, p2, _ = _as_outcomes(p_true, p_true)
+    return float(log_loss(y, q2, sample_weight=w) - log_loss(y, p2, sample_weight=w))

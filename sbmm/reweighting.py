@@ -15,8 +15,7 @@ carries (its play time) and each negative by 1. At a point x the optimum is then
 so exp(logit) estimates the expected value per impression E[T], inflated by 1/(1 − P); it is close to
 E[T] when P is small (a click rate of 10% inflates by about 11%) (`weighted_logit_to_expectation`).
 
-`GradientNorm` records the size of an objective's gradient during training, to measure what heavy-tailed
-weights do to the optimiser's steps.
+`sbmm.diagnostics.GradientNorm` records what heavy-tailed weights do to the size of the optimiser's steps.
 """
 
 from __future__ import annotations
@@ -24,9 +23,9 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-__all__ = ["weighted_optimal_logit", "weighted_logit_to_expectation", "GradientNorm"]
+__all__ = ["weighted_optimal_logit", "weighted_logit_to_expectation"]
 
 
 def weighted_optimal_logit(labels: Tensor, weights: Tensor, groups: Tensor, n_groups: int | None = None) -> Tensor:
@@ -75,35 +74,3 @@ def weighted_logit_to_expectation(logit: Tensor, p_positive: Tensor | None = Non
     if bool(((p_positive < 0) | (p_positive > 1)).any()):
         raise ValueError("p_positive must be a probability in [0, 1]")
     return odds * (1 - p_positive)
-
-
-class GradientNorm:
-    """A step callback (`sbmm.fit(..., callbacks=[...])`) recording the norm of one objective's loss
-    gradient with respect to all of a model's parameters: |∂L_o/∂θ|.
-
-    objective: the objective whose loss is differentiated, by name.
-    every:     measure at steps 0, every, 2·every, ... (each measurement costs one extra backward pass).
-
-    After training: `steps` lists the steps measured, `norms` the gradient norm at each.
-    """
-
-    def __init__(self, objective: str, every: int = 1):
-        if not (isinstance(objective, str) and objective):
-            raise ValueError(f"objective must be an objective's name, got {objective!r}")
-        if not (isinstance(every, int) and every >= 1):
-            raise ValueError(f"every must be an integer >= 1, got {every!r}")
-        self.objective = objective
-        self.every = every
-        self.steps: list[int] = []
-        self.norms: list[float] = []
-
-    def __call__(self, step: int, model: nn.Module, losses: dict[str, Tensor]) -> None:
-        if step % self.every:
-            return
-        if self.objective not in losses:
-            raise ValueError(f"GradientNorm: objective {self.objective!r} is not among the model's ({sorted(losses)})")
-        params = [p for p in model.parameters() if p.requires_grad]
-        grads = torch.autograd.grad(losses[self.objective], params, retain_graph=True, allow_unused=True)
-        squares = [g.square().sum() for g in grads if g is not None]
-        self.norms.append(float(torch.stack(squares).sum().sqrt()) if squares else 0.0)
-        self.steps.append(step)

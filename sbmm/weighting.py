@@ -52,17 +52,21 @@ class Weighting:
     def end_epoch(self, epoch_losses: Mapping[str, float]) -> None:
         pass
 
-    _UNSAVED = ("model", "names", "declared", "layer", "shared")  # rebuilt by `bind`
+    # The attributes a strategy learns during a run (checkpointed); everything else comes from the
+    # constructor's arguments or is rebuilt by `bind`.
+    STATE: tuple[str, ...] = ()
 
     def state_dict(self) -> dict:
-        """The strategy's state (its parameters and what it has learned), for checkpoints."""
-        return {k: v for k, v in vars(self).items() if k not in self._UNSAVED}
+        """The strategy's learned state (its parameters and running statistics), for checkpoints."""
+        return {key: getattr(self, key) for key in self.STATE}
 
     def load_state_dict(self, state: Mapping) -> None:
         """Restore `state_dict()` into a bound strategy; parameters are copied in place (the optimiser
         keeps referring to them)."""
+        if set(state) != set(self.STATE):
+            raise ValueError(f"{type(self).__name__}: a checkpoint's state has {sorted(state)}, expected {sorted(self.STATE)}")
         for key, value in state.items():
-            current = getattr(self, key, None)
+            current = getattr(self, key)
             if isinstance(current, nn.Parameter):
                 with torch.no_grad():
                     current.copy_(value)
@@ -104,6 +108,8 @@ class Uncertainty(Weighting):
     objectives with larger losses (noisier ones) are weighted down.
     """
 
+    STATE = ("log_var",)
+
     def bind(self, model: MultiTaskModel) -> None:
         super().bind(model)
         device = next(model.parameters()).device
@@ -130,6 +136,8 @@ class DWA(Weighting):
     epoch t weighs objective o by  K · exp(r_o / T) / Σ_j exp(r_j / T)  (K objectives, temperature T),
     times its declared c_o. The first two epochs use weight 1. A loss that falls slowly gets more weight.
     """
+
+    STATE = ("history", "lambdas")
 
     def __init__(self, temperature: float = 2.0):
         if not (temperature > 0 and math.isfinite(temperature)):
@@ -172,6 +180,8 @@ class GradNorm(Weighting):
     After each optimiser step the weights are renormalised to sum to the number of objectives.
     α: how strongly to pull lagging objectives up (the paper's asymmetry; 1.5 by default).
     """
+
+    STATE = ("w", "initial")
 
     def __init__(self, alpha: float = 1.5):
         if not (alpha >= 0 and math.isfinite(alpha)):

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 import sbmm
-from sbmm.weighting import DWA, Uncertainty
+from sbmm.weighting import DWA, GradNorm, Uncertainty
 
 
 def towers():
@@ -18,7 +18,7 @@ def model(seed=0):
 DATA = sbmm.data.correlated_tasks(n=300, p=0.5, d=6, seed=0)
 
 
-@pytest.mark.parametrize("strategy", [sbmm.weighting.Static, Uncertainty, DWA])
+@pytest.mark.parametrize("strategy", [sbmm.weighting.Static, Uncertainty, DWA, GradNorm])
 def test_resuming_continues_the_same_run(tmp_path, strategy):
     straight = model()
     full = sbmm.fit(straight, DATA, DATA, epochs=4, batch_size=64, seed=1, progress=False, weighting=strategy())
@@ -31,6 +31,25 @@ def test_resuming_continues_the_same_run(tmp_path, strategy):
                        checkpoint=path, resume=True)
     assert history.train_loss == full.train_loss and history.weights == full.weights
     assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()))
+
+
+def test_resuming_keeps_the_best_epoch_of_the_whole_run(tmp_path):
+    train, valid = DATA.split((0.5, 0.5))
+    kwargs = dict(batch_size=16, lr=3e-2, seed=2, progress=False, keep_best=True)
+    straight = model()
+    full = sbmm.fit(straight, train, valid, epochs=6, **kwargs)
+    sbmm.fit(model(), train, valid, epochs=3, checkpoint=tmp_path / "run.pt", **kwargs)
+    resumed = model(seed=7)
+    history = sbmm.fit(resumed, train, valid, epochs=6, checkpoint=tmp_path / "run.pt", resume=True, **kwargs)
+    assert history.best_epoch == full.best_epoch
+    assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()))
+
+
+def test_a_checkpoint_of_another_strategy_is_refused(tmp_path):
+    sbmm.fit(model(), DATA, epochs=1, progress=False, weighting=DWA(), checkpoint=tmp_path / "dwa.pt")
+    with pytest.raises(ValueError, match="Uncertainty.*expected \\['log_var'\\]"):
+        sbmm.fit(model(), DATA, epochs=2, progress=False, weighting=Uncertainty(), checkpoint=tmp_path / "dwa.pt",
+                 resume=True)
 
 
 def test_checkpoint_save_load_gives_identical_predictions(tmp_path):

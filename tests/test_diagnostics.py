@@ -57,9 +57,34 @@ def test_objectives_on_disjoint_parameters_have_cosine_zero():
     data = regression_data()
     sbmm.seed_everything(0)
     model = SingleTask([sbmm.Dense("x", 4)], two_heads("y", "z"), bottom=(8,))
-    cosine = GradientCosine(pairs=[("a", "b")], every=4)
+    cosine = GradientCosine(pairs=[("a", "b")], every=4, module="bottom")
     sbmm.fit(model, data, epochs=1, batch_size=32, progress=False, callbacks=[cosine])
     assert len(cosine.steps) == 2 and cosine.cosines[("a", "b")] == [0.0, 0.0]
+    with pytest.raises(ValueError, match="SingleTask shares no parameters"):
+        GradientCosine(pairs=[("a", "b")], every=1)(0, model, live_losses(model, data))
+
+
+def test_by_default_the_cosine_covers_every_shared_parameter():
+    data = regression_data()
+    data = sbmm.Batch({**data.features, "item": torch.arange(len(data)) % 7}, data.labels)
+    sbmm.seed_everything(0)
+    model = sbmm.SharedBottom([sbmm.Dense("x", 4), sbmm.Categorical("item", 7, dim=2)], two_heads(), bottom=(8,))
+    a = live_losses(model, data)["a"]
+    b = a + 100 * model.inputs.embeddings["item"].weight.sum()  # b also pulls on the embeddings
+    params = model.shared_parameters()  # the embeddings and the bottom
+    flat = [torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params, retain_graph=True)]) for loss in (a, b)]
+    expected = float(torch.cosine_similarity(*flat, dim=0))
+    default, bottom = GradientCosine([("a", "b")], every=1), GradientCosine([("a", "b")], every=1, module="bottom")
+    for cosine in (default, bottom):
+        cosine(0, model, {"a": a, "b": b})
+    assert expected < 0.99 and default.cosines[("a", "b")][0] == pytest.approx(expected, abs=1e-6)
+    assert bottom.cosines[("a", "b")][0] == pytest.approx(1.0, abs=1e-6)  # the bottom alone sees no difference
+    # MMoE has no bottom; by default its embeddings and experts are compared.
+    mmoe = sbmm.MMoE([sbmm.Dense("x", 4)], two_heads(), expert=(8,), n_experts=2)
+    loss = live_losses(mmoe, data)["a"]
+    cosine = GradientCosine([("a", "b")], every=1)
+    cosine(0, mmoe, {"a": loss, "b": -loss})
+    assert cosine.cosines[("a", "b")][0] == pytest.approx(-1.0, abs=1e-6)
 
 
 def test_unrelated_targets_disagree_more_than_the_same_target():

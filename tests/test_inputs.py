@@ -51,3 +51,21 @@ def test_missing_feature_and_bad_declarations_raise():
         sbmm.InputLayer([sbmm.Dense("x"), sbmm.Dense("x")])
     with pytest.raises(ValueError, match="pooling"):
         sbmm.InputLayer([sbmm.MultiCategorical("t", 3, pooling="max")])
+
+
+def test_check_ids_names_the_feature_and_accepts_padding():
+    layer = sbmm.InputLayer([sbmm.Categorical("item", 4), sbmm.MultiCategorical("tags", 3)])
+    layer.check_ids({"item": torch.tensor([0, 3]), "tags": torch.tensor([[2, -1], [-1, -1]])})
+    with pytest.raises(ValueError, match="'tags'.*ids in \\[-2, 1\\]"):
+        layer.check_ids({"item": torch.tensor([0, 3]), "tags": torch.tensor([[1, -2]])})
+    with pytest.raises(ValueError, match="'item'.*\\[0, 4\\)"):
+        layer.check_ids({"item": torch.tensor([5]), "tags": torch.tensor([[0]])})
+
+
+def test_forward_off_the_cpu_does_not_read_ids_back():
+    # On an accelerator the id check would stop the host every step; the forward pass leaves it to
+    # fit/predict. A "meta" tensor has no values, so reading one back would raise.
+    layer = sbmm.InputLayer([sbmm.Categorical("item", 4, dim=2), sbmm.MultiCategorical("tags", 3, dim=2)]).to("meta")
+    out = layer({"item": torch.zeros(5, dtype=torch.long, device="meta"),
+                 "tags": torch.zeros(5, 2, dtype=torch.long, device="meta")})
+    assert out.shape == (5, 4) and out.device.type == "meta"

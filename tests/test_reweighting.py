@@ -2,7 +2,8 @@ import pytest
 import torch
 
 import sbmm
-from sbmm.reweighting import GradientNorm, weighted_logit_to_expectation, weighted_optimal_logit
+from sbmm.diagnostics import GradientNorm
+from sbmm.reweighting import weighted_logit_to_expectation, weighted_optimal_logit
 
 
 def fit_group_logits(objective: sbmm.Objective, data: sbmm.Batch, group: torch.Tensor, n_groups: int) -> torch.Tensor:

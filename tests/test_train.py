@@ -99,3 +99,30 @@ def test_callbacks_see_every_step_with_live_losses(two_scene_towers):
     sbmm.fit(model, data, epochs=2, batch_size=30, progress=False, callbacks=[record])
     assert [s for s, _ in seen] == list(range(8))  # 4 steps per epoch (30, 30, 30, 10), 2 epochs
     assert all(g > 0 for _, g in seen)
+
+
+def test_keep_best_ends_with_the_weights_of_the_lowest_validation_loss(two_scene_towers):
+    train, valid = signal_data(300).split((0.5, 0.5))  # a small training set and a high rate: it overfits
+    kwargs = dict(batch_size=16, lr=3e-2, seed=3, progress=False)
+    history = sbmm.fit(kept := build(two_scene_towers), train, valid, epochs=12, keep_best=True, **kwargs)
+    totals = history.valid_loss["total"]
+    assert history.best_epoch == 1 + totals.index(min(totals)) and history.best_epoch < 12
+    sbmm.fit(stopped := build(two_scene_towers), train, valid, epochs=history.best_epoch, **kwargs)
+    a, b = sbmm.predict(kept, valid), sbmm.predict(stopped, valid)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert sbmm.fit(build(two_scene_towers), train, valid, epochs=2, **kwargs).best_epoch is None
+    with pytest.raises(ValueError, match="keep_best.*valid"):
+        sbmm.fit(build(two_scene_towers), train, epochs=2, keep_best=True, progress=False)
+
+
+def test_fit_and_predict_check_ids_once_per_data_set_naming_the_feature():
+    towers = [sbmm.Tower("t", [sbmm.Objective("click")], hidden=(4,))]
+    model = sbmm.SharedBottom([sbmm.Categorical("item", vocab_size=5, dim=2)], towers, bottom=(4,))
+    good = sbmm.Batch({"item": torch.arange(10) % 5}, {"click": (torch.arange(10) % 2).float()})
+    bad = sbmm.Batch({"item": torch.arange(10)}, {"click": (torch.arange(10) % 2).float()})
+    before = [p.clone() for p in model.parameters()]
+    with pytest.raises(ValueError, match="'item' has ids in \\[0, 9\\]"):
+        sbmm.fit(model, good, bad, epochs=1, progress=False)  # the validation data is checked before training
+    assert all(torch.equal(p, q) for p, q in zip(before, model.parameters()))
+    with pytest.raises(ValueError, match="'item'"):
+        sbmm.predict(model, bad)

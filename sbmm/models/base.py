@@ -37,6 +37,13 @@ class MultiTaskModel(nn.Module):
         tower_ids = {id(p) for p in self.towers.parameters()}
         return [p for p in self.parameters() if id(p) not in tower_ids]
 
+    def check_inputs(self, features: Mapping[str, Tensor]) -> None:
+        """Check a data set's id features against the vocabularies once (see `InputLayer.check_ids`):
+        `fit` and `predict` call it, so training on a GPU needs no per-step check."""
+        for layer in self.modules():
+            if isinstance(layer, InputLayer):
+                layer.check_ids(features)
+
     def parameter_summary(self) -> dict[str, int]:
         """Trainable parameters by part: "inputs" (embeddings), every other top-level part (e.g.
         "bottom"), one entry per tower ("tower <name>"), and "total"."""

@@ -47,6 +47,8 @@ class History:
     valid_metrics:     per epoch, `evaluate`'s {objective: {metric: value}} on the validation data.
     weights[name]:     the weighting strategy's weight of each objective at the end of each epoch.
     seconds:           wall-clock time of each epoch's training steps (not validation).
+    best_epoch:        with `fit(keep_best=True)`, the epoch (from 1) of lowest validation total loss,
+                       whose weights the model holds at the end; otherwise None.
     """
 
     train_loss: dict[str, list[float]] = field(default_factory=dict)
@@ -54,6 +56,7 @@ class History:
     valid_metrics: list[dict[str, dict[str, float]]] = field(default_factory=list)
     weights: dict[str, list[float]] = field(default_factory=dict)
     seconds: list[float] = field(default_factory=list)
+    best_epoch: int | None = None
 
     @property
     def epochs(self) -> int:
@@ -99,6 +102,7 @@ def fit(
     compile: bool | str = False,
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
+    keep_best: bool = False,
 ) -> History:
     """Train `model` on `train` with the loss its towers declare; return the `History`.
 
@@ -120,6 +124,8 @@ def fit(
     checkpoint:         a file to write the run's state to after every epoch (by rank 0 only).
     resume:             continue from `checkpoint` if it exists: the finished epochs are not repeated and
                         the run goes on exactly as it would have (weights, optimiser, shuffling, History).
+    keep_best:          end with the weights of the epoch of lowest validation total loss (early stopping
+                        without stopping: every epoch runs); History.best_epoch says which. Needs `valid`.
 
     Under `torchrun --nproc_per_node=N` the same call trains data-parallel: every rank holds the data,
     takes its share of each global batch of `batch_size`, and gradients are averaged by DDP; History is
@@ -136,11 +142,13 @@ def fit(
     if not (isinstance(batch_size, int) and batch_size >= 1):
         raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     towers = model.tower_specs
-    check_labels(towers, train)
-    if valid is not None:
-        check_labels(towers, valid)
+    for data in (train, valid) if valid is not None else (train,):
+        check_labels(towers, data)
+        model.check_inputs(data.features)
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+    if keep_best and valid is None:
+        raise ValueError("keep_best=True needs validation data (valid) to choose the best epoch by")
     if resume and checkpoint is None:
         raise ValueError("resume=True needs the checkpoint file to resume from")
     if seed is not None:
@@ -161,9 +169,9 @@ def fit(
     names = ["total", *(o.name for o in model.objectives)]
     history = History({k: [] for k in names}, {k: [] for k in names} if valid is not None else {})
     history.weights = {o.name: [] for o in model.objectives}
-    first_epoch = 0
+    first_epoch, best_model = 0, None
     if resume and Path(checkpoint).exists():
-        first_epoch = _restore(load_checkpoint(checkpoint, device), model, opt, weighting, history)
+        first_epoch, best_model = _restore(load_checkpoint(checkpoint, device), model, opt, weighting, history)
 
     net: nn.Module = model
     if context.active:
@@ -217,22 +225,32 @@ def fit(
             for name in names:
                 history.valid_loss[name].append(losses[name])
             history.valid_metrics.append(metrics)
+            best = history.best_epoch
+            if keep_best and (best is None or losses["total"] < history.valid_loss["total"][best - 1]):
+                history.best_epoch = epoch + 1
+                best_model = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if checkpoint is not None and context.is_main:
-            save_checkpoint(checkpoint, model=model, optimizer=opt, weighting=weighting, history=history, epoch=epoch + 1)
+            save_checkpoint(checkpoint, model=model, optimizer=opt, weighting=weighting, history=history,
+                            epoch=epoch + 1, best_model=best_model)
+    if keep_best:
+        model.load_state_dict(best_model)
     return history
 
 
-def _restore(state: dict, model: nn.Module, opt: torch.optim.Optimizer, weighting: Weighting, history: History) -> int:
-    """Load a checkpoint's state into the run's objects; return the number of epochs it had finished."""
+def _restore(
+    state: dict, model: nn.Module, opt: torch.optim.Optimizer, weighting: Weighting, history: History
+) -> tuple[int, dict[str, Tensor] | None]:
+    """Load a checkpoint's state into the run's objects; return the number of epochs it had finished and
+    the best epoch's weights (None unless the run keeps them)."""
     model.load_state_dict(state["model"])
+    weighting.load_state_dict(state["weighting"])  # before the optimiser, whose groups hold its parameters
     opt.load_state_dict(state["optimizer"])
-    weighting.load_state_dict(state["weighting"])
     for key, value in state["history"].items():
         setattr(history, key, value)
     torch.set_rng_state(state["rng"]["torch"])
     if state["rng"]["cuda"]:
         torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-    return state["epoch"]
+    return state["epoch"], state["best_model"]
 
 
 @torch.inference_mode()
@@ -241,6 +259,7 @@ def predict(model: MultiTaskModel, data: Batch, batch_size: int = 65_536) -> dic
     in batches of `batch_size`; returns {objective: (N,) or (N, dim)} on that device."""
     model = _check_model(model)
     data = _check_data("data", data)
+    model.check_inputs(data.features)
     device = next(model.parameters()).device
     model.eval()
     parts = [model(data[i : i + batch_size].to(device).features) for i in range(0, len(data), batch_size)]
