@@ -4,8 +4,10 @@ For each batch size, three loops train for the same samples on the same device, 
 the seed article's DataLoader loop (its model, on dense random data: the baseline of every ratio), a
 hand-written index-slicing loop over the feed model with its losses written out, and `sbmm.fit` on the
 same feed model. Printed: samples/s, × the seed loop, and fit / hand (1.00: the library costs nothing).
+With --variants, `sbmm.fit` also runs with bf16 autocast and with torch.compile, so that those options are
+measured before anyone turns them on by default.
 
-    python benchmarks/feed_throughput.py [--device cpu|cuda] [--batch-sizes 256 1024 ...] [--json out.json]
+    python benchmarks/feed_throughput.py [--device cpu|cuda] [--batch-sizes 256 1024 ...] [--variants] [--json out.json]
 """
 
 from __future__ import annotations
@@ -72,7 +74,9 @@ def synchronised(run, device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def measure(data: sbmm.Batch, specs, batch_size: int, samples: int, repeats: int, device: torch.device) -> dict[str, float]:
+def measure(
+    data: sbmm.Batch, specs, batch_size: int, samples: int, repeats: int, device: torch.device, variants: bool = False
+) -> dict[str, float]:
     n = min(len(data), max(samples, batch_size * 4))
     part = data[: n].to(device)
     epochs = max(1, samples // n)
@@ -86,6 +90,10 @@ def measure(data: sbmm.Batch, specs, batch_size: int, samples: int, repeats: int
         "sbmm.fit": lambda: sbmm.fit(copy.deepcopy(feed_model), part, epochs=epochs, batch_size=batch_size,
                                      device=device, progress=False),
     }
+    if variants:
+        for name, option in (("sbmm.fit bf16", {"precision": "bf16"}), ("sbmm.fit compiled", {"compile": True})):
+            runs[name] = lambda option=option: sbmm.fit(copy.deepcopy(feed_model), part, epochs=epochs, batch_size=batch_size,
+                                                        device=device, progress=False, **option)
     best = {name: float("inf") for name in runs}
     for _ in range(repeats):
         for name, run in runs.items():
@@ -98,7 +106,8 @@ def main() -> None:
     parser.add_argument("--device", default=str(sbmm.default_device()))
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[256, 1024, 4096, 16384, 65536])
     parser.add_argument("--samples", type=int, default=262_144, help="samples trained per timed run")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per loop; the best is kept")
+    parser.add_argument("--variants", action="store_true", help="also time fit with bf16 autocast and torch.compile")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -110,10 +119,10 @@ def main() -> None:
     print("-" * len(header))
     rows = []
     for batch_size in args.batch_sizes:
-        rates = measure(data.batch, data.feature_specs, batch_size, args.samples, args.repeats, device)
+        rates = measure(data.batch, data.feature_specs, batch_size, args.samples, args.repeats, device, args.variants)
         seed = rates["seed DataLoader loop"]
         for loop, rate in rates.items():
-            vs_hand = rate / rates["hand-written loop"] if loop == "sbmm.fit" else None
+            vs_hand = rate / rates["hand-written loop"] if loop.startswith("sbmm.fit") else None
             print(f"{batch_size:>6}  {loop:<22} {rate:>12,.0f} {rate / seed:>12.2f} {'' if vs_hand is None else f'{vs_hand:.2f}':>11}")
             rows.append({"batch_size": batch_size, "loop": loop, "samples_per_s": rate, "vs_seed_loop": rate / seed,
                          "fit_vs_hand": vs_hand})

@@ -31,7 +31,7 @@ class Profile:
 
 PROFILES = {
     "default": Profile("default", n_samples=20_000, epochs=10, n_seeds=3, batch_size=256, threads=1),
-    "full": Profile("full", n_samples=2_000_000, epochs=20, n_seeds=5, batch_size=4096),
+    "full": Profile("full", n_samples=500_000, epochs=20, n_seeds=5, batch_size=4096),
 }
 
 

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from sbmm.train.config import load_run
 
@@ -63,6 +64,11 @@ def test_config_builds_the_declared_model_and_strategy(tmp_path):
     run = load_run(write(tmp_path, "MMoE", "{ n_experts = 3, expert = [16] }", "DWA"))
     assert type(run.model).__name__ == "MMoE" and len(run.model.experts.nets) == 3
     assert type(run.fit_options["weighting"]).__name__ == "DWA" and run.fit_options["epochs"] == 8
+
+
+def test_the_seed_fixes_the_initial_weights_too(tmp_path):
+    first, second = (load_run(write(tmp_path)).model.state_dict() for _ in range(2))
+    assert all(torch.equal(first[k], second[k]) for k in first)
 
 
 @pytest.mark.parametrize("change, message", [

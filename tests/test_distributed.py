@@ -27,7 +27,12 @@ WORKER = textwrap.dedent('''
     history = sbmm.fit(model, data, data, epochs=3, batch_size=64, seed=1, progress=False,
                        checkpoint=os.path.join(out, "run.pt"))
     torch.save = real_save
-    torch.save({"params": model.state_dict(), "history": history.train_loss, "saved": saved},
+    try:  # a strategy that takes gradients outside DDP must refuse to run data-parallel
+        sbmm.fit(model, data, epochs=1, progress=False, weighting=sbmm.weighting.GradNorm())
+        refused = ""
+    except ValueError as error:
+        refused = str(error)
+    torch.save({"params": model.state_dict(), "history": history.train_loss, "saved": saved, "refused": refused},
                os.path.join(out, f"rank{rank}.pt"))
 ''')
 
@@ -54,5 +59,6 @@ def test_two_gloo_ranks_train_like_one_process_and_only_rank_0_writes(tmp_path):
         assert all(torch.allclose(r["params"][k], params[k], atol=1e-5) for k in params)
         assert r["history"].keys() == losses.keys()
         assert all(abs(a - b) < 1e-5 for k in losses for a, b in zip(r["history"][k], losses[k]))
+    assert all("GradNorm" in r["refused"] and "data-parallel" in r["refused"] for r in ranks)
     assert len(ranks[0]["saved"]) == 3 and ranks[1]["saved"] == []  # a checkpoint per epoch, by rank 0 only
     assert (tmp_path / "run.pt").exists()

@@ -54,7 +54,8 @@ class Batch:
     def __getitem__(self, rows: slice | Tensor) -> Batch:
         """The rows `rows` (a slice, or an index / boolean tensor) of every tensor."""
         if isinstance(rows, Tensor) and rows.dtype != torch.bool:
-            take = lambda t: t.index_select(0, rows.to(t.device))  # noqa: E731 (faster than t[rows])
+            rows = rows.to(self.device)
+            take = lambda t: t.index_select(0, rows)  # noqa: E731 (faster than t[rows])
         else:
             take = lambda t: t[rows]  # noqa: E731
         return Batch._trusted(

@@ -6,7 +6,7 @@
                 keyword arguments, e.g. bottom = [64, 32, 16] or n_experts = 4)
     [[towers]]  name; hidden; weight; objectives = [{name, kind, weight, label, mask, given, space}, ...]
     [train]     epochs; batch_size; lr; seed; weighting = "Static" | "Uncertainty" | "GradNorm" | "DWA"
-                | "PCGrad"; precision; compile; checkpoint; resume
+                | "PCGrad"; precision; compile; checkpoint; resume; keep_best
 
 `configs/feed.toml` is a complete example.
 """
@@ -21,12 +21,13 @@ from .. import models, weighting
 from ..data import Batch, FeedSimulator, correlated_tasks
 from ..inputs import Dense
 from ..objectives import Objective, Tower
+from ..profile import seed_everything
 
 __all__ = ["Run", "load_run"]
 
 ARCHITECTURES = {"SharedBottom": models.SharedBottom, "SingleTask": models.SingleTask, "MMoE": models.MMoE, "PLE": models.PLE}
 STRATEGIES = {name: getattr(weighting, name) for name in ("Static", "Uncertainty", "GradNorm", "DWA", "PCGrad")}
-TRAIN_KEYS = {"epochs", "batch_size", "lr", "seed", "precision", "compile", "checkpoint", "resume"}
+TRAIN_KEYS = {"epochs", "batch_size", "lr", "seed", "precision", "compile", "checkpoint", "resume", "keep_best"}
 
 
 @dataclass
@@ -73,8 +74,10 @@ def load_run(path: str | Path) -> Run:
         Tower(t["name"], [Objective(**o) for o in t.get("objectives", [])], hidden=t.get("hidden", (32,)), weight=t.get("weight", 1.0))
         for t in config["towers"]
     ]
-    model = ARCHITECTURES[architecture](features, towers, **model_spec.get("options", {}))
     train_spec = dict(config.get("train", {}))
+    if train_spec.get("seed") is not None:
+        seed_everything(train_spec["seed"])  # the initial weights follow the run's seed too
+    model = ARCHITECTURES[architecture](features, towers, **model_spec.get("options", {}))
     strategy = train_spec.pop("weighting", "Static")
     if strategy not in STRATEGIES:
         raise ValueError(f"[train] weighting must be one of {sorted(STRATEGIES)}, got {strategy!r}")

@@ -157,7 +157,7 @@ def fit(
     context, device = distributed.setup(torch.device(device) if device is not None else None)
     device = device if device is not None else default_device()
     model.to(device)
-    train = train.to(device)
+    train = Batch(train.features, train.labels).to(device)  # training never sees a simulator's truth
     weighting = weighting if weighting is not None else Static()
     if not isinstance(weighting, Weighting):
         raise TypeError(f"weighting must be an sbmm.weighting strategy, got {type(weighting).__name__}")
@@ -243,14 +243,14 @@ def _restore(
     """Load a checkpoint's state into the run's objects; return the number of epochs it had finished and
     the best epoch's weights (None unless the run keeps them)."""
     model.load_state_dict(state["model"])
-    weighting.load_state_dict(state["weighting"])  # before the optimiser, whose groups hold its parameters
+    weighting.load_state_dict(state["weighting"])  # first: another strategy's state fails here, clearly
     opt.load_state_dict(state["optimizer"])
     for key, value in state["history"].items():
         setattr(history, key, value)
     torch.set_rng_state(state["rng"]["torch"])
     if state["rng"]["cuda"]:
         torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-    return state["epoch"], state["best_model"]
+    return state["epoch"], state.get("best_model")
 
 
 @torch.inference_mode()
