@@ -70,8 +70,8 @@ class InputLayer(nn.Module):
     Shapes and dtypes are checked on every call (free: they need no data). Id ranges need the data: they
     are checked on every call with CPU tensors, so an id outside its vocabulary raises a ValueError naming
     the feature instead of an opaque index error. On an accelerator that check would stop the host at each
-    step until the device caught up, so there `fit`, `evaluate` and `predict` call `check_ids` once per
-    data set instead, and the forward pass does not.
+    step until the device caught up (and under torch.compile it would break the graph), so there `fit`,
+    `evaluate` and `predict` call `check_ids` once per data set instead, and the forward pass does not.
     """
 
     def __init__(self, features: list[Feature] | tuple[Feature, ...]):
@@ -130,17 +130,24 @@ class InputLayer(nn.Module):
         if isinstance(f, Categorical):
             if x.dim() != 1:
                 raise ValueError(f"categorical feature {f.name!r} must have shape (B,), got {tuple(x.shape)}")
-            if x.device.type == "cpu":
+            if self._checks_here(x):
                 self._check_range(f, x, low=0)
             return self.embeddings[f.name](x.long())  # (B, dim)
         if x.dim() != 2:
             raise ValueError(
                 f"multi-valued feature {f.name!r} must have shape (B, L) padded with -1, got {tuple(x.shape)}"
             )
-        if x.device.type == "cpu":
+        if self._checks_here(x):
             self._check_range(f, x, low=-1)
         ids = x.long().masked_fill(x < 0, f.vocab_size)  # (B, L), padding → the padding row
         return self.embeddings[f.name](ids)  # (B, dim)
+
+    @staticmethod
+    def _checks_here(x: Tensor) -> bool:
+        """Whether the forward pass checks id ranges itself: for CPU tensors outside torch.compile. On an
+        accelerator the read-back would stall every step, under torch.compile it would break the graph;
+        there `check_ids` (run by fit/predict once per data set) covers it."""
+        return x.device.type == "cpu" and not torch.compiler.is_compiling()
 
     @staticmethod
     def _check_range(f: Categorical | MultiCategorical, x: Tensor, low: int) -> None:

@@ -69,3 +69,11 @@ def test_forward_off_the_cpu_does_not_read_ids_back():
     out = layer({"item": torch.zeros(5, dtype=torch.long, device="meta"),
                  "tags": torch.zeros(5, 2, dtype=torch.long, device="meta")})
     assert out.shape == (5, 4) and out.device.type == "meta"
+
+
+def test_compiled_forward_has_no_graph_break_from_the_id_check():
+    # Under torch.compile the read-back of ids would split the graph; fit checks the data set instead.
+    layer = sbmm.InputLayer([sbmm.Categorical("item", 4, dim=2), sbmm.MultiCategorical("tags", 3, dim=2)])
+    features = {"item": torch.tensor([0, 3]), "tags": torch.tensor([[2, -1], [0, 1]])}
+    compiled = torch.compile(layer, fullgraph=True, backend="eager")  # fullgraph: a graph break raises
+    assert torch.equal(compiled(features), layer(features))
