@@ -157,7 +157,10 @@ def fit(
     context, device = distributed.setup(torch.device(device) if device is not None else None)
     device = device if device is not None else default_device()
     model.to(device)
-    train = Batch(train.features, train.labels).to(device)  # training never sees a simulator's truth
+    # Training never sees a simulator's truth; both data sets move to the device once.
+    train = Batch(train.features, train.labels).to(device)
+    if valid is not None:
+        valid = Batch(valid.features, valid.labels).to(device)
     weighting = weighting if weighting is not None else Static()
     if not isinstance(weighting, Weighting):
         raise TypeError(f"weighting must be an sbmm.weighting strategy, got {type(weighting).__name__}")
