@@ -4,6 +4,7 @@
 #
 #   bash benchmarks/gpu_check.sh [RESULTS_DIR]            # full profile, CUDA
 #   QUICK=1 bash benchmarks/gpu_check.sh [RESULTS_DIR]    # reduced: default profile, small benchmark, any device
+#   CHAPTERS="seesaw scale" bash benchmarks/gpu_check.sh   # only these chapters ("" for none: benchmarks only)
 #
 # Chapters are executed into copies under RESULTS_DIR/chapters (with a .log each); the committed notebooks
 # are not touched.
@@ -30,11 +31,11 @@ summary="$results/summary.txt"
 "$python" benchmarks/feed_throughput.py "${bench_args[@]}" --json "$results/feed_throughput.json" | tee -a "$summary"
 "$python" benchmarks/throughput.py | tee -a "$summary"
 for nb in $("$python" - <<'PY'
-import re
+import os, pathlib, re
 toc = open("_toc.yml").read()
+chosen = os.environ.get("CHAPTERS")
 for name in re.findall(r"file:\s*([^\s#]+)", toc):
-    import pathlib
-    if pathlib.Path(name + ".ipynb").exists():
+    if pathlib.Path(name + ".ipynb").exists() and (chosen is None or pathlib.Path(name).name in chosen.split()):
         print(name + ".ipynb")
 PY
 ); do
