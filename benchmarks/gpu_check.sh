@@ -30,6 +30,7 @@ summary="$results/summary.txt"
 # The benchmarks first: the "Running at scale" chapter reads their figures.
 "$python" benchmarks/feed_throughput.py "${bench_args[@]}" --json "$results/feed_throughput.json" | tee -a "$summary"
 "$python" benchmarks/throughput.py | tee -a "$summary"
+"$python" benchmarks/gpu_sync.py | tee -a "$summary"
 for nb in $("$python" - <<'PY'
 import os, pathlib, re
 toc = open("_toc.yml").read()
