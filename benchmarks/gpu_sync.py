@@ -13,14 +13,15 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from pathlib import Path
 
 import torch
 
 import sbmm
 from sbmm.data import FeedSimulator
 
-sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from feed_throughput import TOWERS  # noqa: E402 (the benchmark's model)
+sys.path.insert(0, str(Path(__file__).parent))
+from feed_throughput import TOWERS  # noqa: E402 (the throughput benchmark's model)
 
 
 def main() -> None:
