@@ -7,9 +7,14 @@ from sbmm.reweighting import weighted_logit_to_expectation, weighted_optimal_log
 
 
 def fit_group_logits(objective: sbmm.Objective, data: sbmm.Batch, group: torch.Tensor, n_groups: int) -> torch.Tensor:
-    """The free logit per group that minimises `objective`'s loss on `data` (L-BFGS), detached: (n_groups,)."""
-    logits = torch.zeros(n_groups, requires_grad=True)
-    opt = torch.optim.LBFGS([logits], max_iter=100, line_search_fn="strong_wolfe")
+    """The free logit per group that minimises `objective`'s loss on `data` (L-BFGS), detached: (n_groups,).
+
+    Fitted in float64 with tight tolerances, so that the optimum is reached on any CPU, not only near it.
+    """
+    data = sbmm.Batch(data.features, {name: label.double() for name, label in data.labels.items()})
+    logits = torch.zeros(n_groups, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([logits], max_iter=500, tolerance_grad=1e-12, tolerance_change=1e-15,
+                            line_search_fn="strong_wolfe")
 
     def closure():
         opt.zero_grad()
@@ -26,19 +31,22 @@ def test_weighted_logistic_regression_recovers_the_expected_value():
     g = torch.Generator().manual_seed(0)
     n_groups, n = 4, 200_000
     group = torch.randint(0, n_groups, (n,), generator=g)
-    p = torch.tensor([0.05, 0.1, 0.3, 0.5])[group]
-    mean_t = torch.tensor([10.0, 30.0, 5.0, 20.0])[group]
-    y = (torch.rand(n, generator=g) < p).float()
-    t = y * mean_t * torch.distributions.Exponential(1.0).sample((n,))  # E[T | y=1] = mean_t
+    pos = torch.tensor([0.05, 0.1, 0.3, 0.5])
+    mean_t = torch.tensor([10.0, 30.0, 5.0, 20.0])
+    y = (torch.rand(n, generator=g) < pos[group]).float()
+    t = y * mean_t[group] * torch.empty(n).exponential_(generator=g)  # E[T | y=1] = mean_t
     data = sbmm.Batch({}, {"y": y, "t": t})
     objective = sbmm.Objective("y", sample_weight=lambda b: torch.where(b.labels["y"] > 0, b.labels["t"], 1.0))
     logits = fit_group_logits(objective, data, group, n_groups)
-    pos = torch.tensor([0.05, 0.1, 0.3, 0.5])
-    e_t = pos * torch.tensor([10.0, 30.0, 5.0, 20.0])
-    estimate = weighted_logit_to_expectation(logits, pos)
-    assert torch.allclose(estimate, e_t, rtol=0.05)
-    inflated = weighted_logit_to_expectation(logits)
-    assert torch.allclose(inflated, e_t / (1 - pos), rtol=0.05)
+    # At the optimum, exactly: exp(logit) = Σ T / #negatives, so with the group's own positive rate it
+    # reads back the group's mean T, and with no rate it is that mean inflated by 1 / (1 − rate).
+    in_group = torch.stack([group == k for k in range(n_groups)]).double()  # (groups, n)
+    rate, mean_t_seen = in_group @ y.double() / in_group.sum(1), in_group @ t.double() / in_group.sum(1)
+    assert torch.allclose(weighted_logit_to_expectation(logits, rate), mean_t_seen, rtol=1e-6)
+    assert torch.allclose(weighted_logit_to_expectation(logits), mean_t_seen / (1 - rate), rtol=1e-6)
+    # and with the true P it estimates the true E[T]
+    e_t = (pos * mean_t).double()
+    assert torch.allclose(weighted_logit_to_expectation(logits, pos.double()), e_t, rtol=0.05)
 
 
 def test_bad_probabilities_raise():
@@ -58,7 +66,7 @@ def test_the_closed_form_optimum_matches_a_fitted_logit_per_group():
     w = torch.rand(n, generator=g) * 3
     closed = weighted_optimal_logit(y, w, group)
     logits = fit_group_logits(sbmm.Objective("y", sample_weight="w"), sbmm.Batch({}, {"y": y, "w": w}), group, n_groups)
-    assert torch.allclose(logits.double(), closed, atol=1e-3)
+    assert torch.allclose(logits, closed, atol=1e-6)
     # Weights of 1 give the group's plain log-odds.
     ones = weighted_optimal_logit(y, torch.ones(n), group)
     rate = torch.stack([y[group == k].mean() for k in range(n_groups)]).double()
