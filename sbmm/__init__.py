@@ -10,16 +10,15 @@ from .data import Batch
 from .inputs import Categorical, Dense, InputLayer, MultiCategorical
 from .metrics import objective_metrics
 from .models import MMoE, PLE, MultiTaskModel, SharedBottom, SingleTask
-from .objectives import (
-    Objective,
-    SampleWeight,
-    Tower,
+from .losses import (
     check_labels,
     multitask_loss,
     objective_loss,
     objective_losses,
     sample_weights,
 )
+from .objectives import Objective, Tower, admitted
+from .sample_weights import SampleWeight
 from .profile import PROFILES, Profile, default_device, profile, seed_everything, use_profile
 from .seed import SharedBottomMultiTaskModel
 from .train import History, evaluate, fit, load_checkpoint, predict, save_checkpoint
@@ -36,6 +35,7 @@ __all__ = [
     "Objective",
     "PLE",
     "PROFILES",
+    "admitted",
     "Profile",
     "SampleWeight",
     "SharedBottom",

@@ -25,6 +25,8 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
+from .weighting import flat_gradient
+
 __all__ = ["GradientNorm", "GradientCosine"]
 
 
@@ -97,7 +99,7 @@ class GradientCosine:
         for name in names:
             if name not in losses:
                 raise ValueError(f"GradientCosine: objective {name!r} is not among the model's ({sorted(losses)})")
-        grads = {name: self._flat_grad(losses[name], params) for name in names}  # each (n_params,)
+        grads = {name: flat_gradient(losses[name], params) for name in names}  # each (n_params,)
         for a, b in self.pairs:
             self.cosines[(a, b)].append(self._cosine(grads[a], grads[b]))
         self.steps.append(step)
@@ -114,12 +116,6 @@ class GradientCosine:
         if not isinstance(part, nn.Module):
             raise ValueError(f"GradientCosine: the model has no part {self.module!r} to take gradients over")
         return list(part.parameters())
-
-    @staticmethod
-    def _flat_grad(loss: Tensor, params: list[nn.Parameter]) -> Tensor:
-        """∂loss/∂params flattened into one vector (zeros where the loss does not reach a parameter)."""
-        grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
-        return torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for p, g in zip(params, grads)])
 
     @staticmethod
     def _cosine(g_a: Tensor, g_b: Tensor) -> float:

@@ -56,6 +56,10 @@ def _check_declaration(feature: Feature) -> None:
         raise TypeError(f"a feature must be Dense, Categorical or MultiCategorical, got {feature!r}")
     if not feature.name or not isinstance(feature.name, str):
         raise ValueError(f"a feature needs a non-empty name, got {feature.name!r}")
+    if "." in feature.name:
+        raise ValueError(
+            f"feature {feature.name!r}: a name must not contain '.' (PyTorch keys modules by it)"
+        )
     if feature.dim < 1:
         raise ValueError(f"feature {feature.name!r}: dim must be >= 1, got {feature.dim}")
     if isinstance(feature, (Categorical, MultiCategorical)) and feature.vocab_size < 1:
@@ -71,7 +75,7 @@ class InputLayer(nn.Module):
     are checked on every call with CPU tensors, so an id outside its vocabulary raises a ValueError naming
     the feature instead of an opaque index error. On an accelerator that check would stop the host at each
     step until the device caught up (and under torch.compile it would break the graph), so there `fit`,
-    `evaluate` and `predict` call `check_ids` once per data set instead, and the forward pass does not.
+    `evaluate` and `predict` call `check_data` once per data set instead, and the forward pass does not.
     """
 
     def __init__(self, features: list[Feature] | tuple[Feature, ...]):
@@ -100,12 +104,22 @@ class InputLayer(nn.Module):
         parts = [self._embed(f, self._get(features, f)) for f in self.features]
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)  # (B, Σ dim)
 
-    def check_ids(self, features: Mapping[str, Tensor]) -> None:
-        """Raise a ValueError naming the feature if any id feature in `features` (a whole data set or a
-        batch) holds an id outside its vocabulary (or, for a multi-valued feature, below -1 padding)."""
+    def check_data(self, features: Mapping[str, Tensor], n: int | None = None) -> None:
+        """Check a whole data set's (or a batch's) features once, before any weight moves: every
+        declared feature present, a tensor of the declared dtype and shape with `n` rows, dense
+        values finite, ids inside their vocabulary (multi-valued: -1 pads). Raises a ValueError
+        or TypeError naming the feature. `fit`, `evaluate` and `predict` call it."""
         for f in self.features:
-            if isinstance(f, (Categorical, MultiCategorical)):
-                self._check_range(f, self._get(features, f), low=-1 if isinstance(f, MultiCategorical) else 0)
+            x = self._get(features, f)
+            self._check_tensor(f, x)
+            if n is not None and len(x) != n:
+                raise ValueError(f"feature {f.name!r} has {len(x)} rows, expected {n}")
+            if isinstance(f, Dense):
+                if not bool(torch.isfinite(x).all()):
+                    bad = int((~torch.isfinite(x)).sum())
+                    raise ValueError(f"dense feature {f.name!r} holds {bad} NaN or inf values")
+            else:
+                self._check_range(f, x, low=-1 if isinstance(f, MultiCategorical) else 0)
 
     @staticmethod
     def _get(features: Mapping[str, Tensor], f: Feature) -> Tensor:
@@ -116,27 +130,39 @@ class InputLayer(nn.Module):
             raise TypeError(f"feature {f.name!r} must be a torch.Tensor, got {type(value).__name__}")
         return value
 
-    def _embed(self, f: Feature, x: Tensor) -> Tensor:
+    @staticmethod
+    def _check_tensor(f: Feature, x: Tensor) -> None:
+        """Dtype and shape of one feature's tensor (free: they need no data)."""
         if isinstance(f, Dense):
             if not x.is_floating_point():
-                raise TypeError(f"dense feature {f.name!r} must be a floating-point tensor, got {x.dtype}")
-            if x.dim() == 1 and f.dim == 1:
-                x = x.unsqueeze(1)
-            if x.dim() != 2 or x.shape[1] != f.dim:
-                raise ValueError(f"dense feature {f.name!r} must have shape (B, {f.dim}), got {tuple(x.shape)}")
-            return x.to(self._dtype())  # (B, dim)
+                raise TypeError(
+                    f"dense feature {f.name!r} must be a floating-point tensor, got {x.dtype}"
+                )
+            if not (x.dim() == 2 and x.shape[1] == f.dim) and not (x.dim() == 1 == f.dim):
+                raise ValueError(
+                    f"dense feature {f.name!r} must have shape (B, {f.dim}), got {tuple(x.shape)}"
+                )
+            return
         if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
             raise TypeError(f"id feature {f.name!r} must be an integer tensor, got {x.dtype}")
+        if isinstance(f, Categorical) and x.dim() != 1:
+            raise ValueError(
+                f"categorical feature {f.name!r} must have shape (B,), got {tuple(x.shape)}"
+            )
+        if isinstance(f, MultiCategorical) and x.dim() != 2:
+            raise ValueError(
+                f"multi-valued feature {f.name!r} must have shape (B, L) padded with -1, "
+                f"got {tuple(x.shape)}"
+            )
+
+    def _embed(self, f: Feature, x: Tensor) -> Tensor:
+        self._check_tensor(f, x)
+        if isinstance(f, Dense):
+            return (x.unsqueeze(1) if x.dim() == 1 else x).to(self._dtype())  # (B, dim)
         if isinstance(f, Categorical):
-            if x.dim() != 1:
-                raise ValueError(f"categorical feature {f.name!r} must have shape (B,), got {tuple(x.shape)}")
             if self._checks_here(x):
                 self._check_range(f, x, low=0)
             return self.embeddings[f.name](x.long())  # (B, dim)
-        if x.dim() != 2:
-            raise ValueError(
-                f"multi-valued feature {f.name!r} must have shape (B, L) padded with -1, got {tuple(x.shape)}"
-            )
         if self._checks_here(x):
             self._check_range(f, x, low=-1)
         ids = x.long().masked_fill(x < 0, f.vocab_size)  # (B, L), padding → the padding row
@@ -146,7 +172,7 @@ class InputLayer(nn.Module):
     def _checks_here(x: Tensor) -> bool:
         """Whether the forward pass checks id ranges itself: for CPU tensors outside torch.compile. On an
         accelerator the read-back would stall every step, under torch.compile it would break the graph;
-        there `check_ids` (run by fit/predict once per data set) covers it."""
+        there `check_data` (run by fit/predict once per data set) covers it."""
         return x.device.type == "cpu" and not torch.compiler.is_compiling()
 
     @staticmethod

@@ -10,7 +10,7 @@ finite test set drops out.
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -18,31 +18,40 @@ from numpy.typing import ArrayLike
 from sklearn.metrics import log_loss, mean_squared_error, roc_auc_score
 from torch import Tensor
 
-from .objectives import Objective
+from .objectives import Objective, Tower, labelled_rows
 
 __all__ = ["objective_metrics", "truth_auc", "excess_log_loss"]
 
 
 def objective_metrics(
-    objective: Objective, prediction: Tensor, labels: Mapping[str, Tensor], given_label: str | None = None
+    objective: Objective,
+    prediction: Tensor,
+    labels: Mapping[str, Tensor],
+    towers: Sequence[Tower] = (),
 ) -> dict[str, float]:
-    """Metrics of one objective over the samples its mask (and, for a conditional objective, the label
-    `given_label` of what it is given) admits: a like model is scored on clicked impressions.
+    """Metrics of one objective over the rows where its label is read
+    (`sbmm.objectives.labelled_rows`): a like model given click is scored on clicked
+    impressions, masked or trained on the entire space (`towers` then declare its chain).
 
     prediction: (B,) logits for a binary objective, (B,) or (B, dim) values for a regression one.
     Returns {"auc", "logloss"} (binary) or {"rmse"} (regression), plus "n", the samples scored.
     AUC is NaN when the admitted samples hold only one class (it is undefined there).
+    Raises a ValueError naming the objective when a prediction is NaN or infinite.
     """
     y = labels[objective.target]
-    for name in (objective.mask, given_label):
-        if name is not None:
-            keep = labels[name] > 0
-            prediction, y, labels = prediction[keep], y[keep], {k: v[keep] for k, v in labels.items()}
+    keep = labelled_rows(objective, labels, towers)
+    if keep is not None:
+        prediction, y = prediction[keep], y[keep]
     y = y.detach().double().cpu().numpy()
     p = prediction.detach().double().cpu()
     n = len(y)
     if n == 0:
         return {"n": 0}
+    if not bool(torch.isfinite(p).all()):
+        raise ValueError(
+            f"objective {objective.name!r}: the model's predictions hold NaN or inf "
+            "(are its weights finite?)"
+        )
     if objective.kind == "regression":
         return {"rmse": math.sqrt(mean_squared_error(y, p.numpy())), "n": n}
     prob = torch.sigmoid(p).numpy()

@@ -5,10 +5,18 @@ where it needs gradients, the model's `shared_parameters()`. Each starts from th
 c_o = w_tower · w_objective, and `fit(model, ..., weighting=strategy)` drives it:
 
     strategy.bind(model)                 once: check names, create the strategy's own parameters
-    strategy.backward(losses) → total    every step: set the parameters' .grad (returns the total, detached)
+    strategy.backward(losses) → total    every step: set the parameters' .grad; returns the
+                                         weighted total Σ_o w_o·L_o under the weights in force,
+                                         detached (what History records as "total")
     strategy.after_step()                every step, after the optimiser's step
     strategy.end_epoch(epoch_losses)     every epoch, with the epoch's mean loss per objective
     strategy.weights() → {objective: w}  the weights in force now (recorded in History.weights)
+    strategy.total(losses) → total       Σ_o w_o·L_o under the weights in force: validation's
+                                         "total" and what `keep_best` compares, so training and
+                                         validation measure one thing
+
+A strategy that takes gradients itself (`takes_gradients`, GradNorm and PCGrad) cannot run
+inside DistributedDataParallel, which only averages what `backward` leaves in `.grad`.
 
 Strategies: `Static` (the declared weights, or given ones), `Uncertainty` (Kendall et al., 2018),
 `GradNorm` (Chen et al., 2018), `DWA` (Liu et al., 2019), `PCGrad` (Yu et al., 2020).
@@ -23,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from .models.base import MultiTaskModel
-from .objectives import weighted_sum
+from .losses import declared_weights, weighted_sum
 
 __all__ = ["Weighting", "Static", "Uncertainty", "GradNorm", "DWA", "PCGrad"]
 
@@ -31,10 +39,19 @@ __all__ = ["Weighting", "Static", "Uncertainty", "GradNorm", "DWA", "PCGrad"]
 class Weighting:
     """Base class. Subclasses implement `backward` and, if their weights change, `weights`."""
 
+    takes_gradients = False  # whether `backward` takes gradients itself (refused under DDP)
+
     def bind(self, model: MultiTaskModel) -> None:
         self.model = model
         self.names = [o.name for o in model.objectives]
-        self.declared = {o.name: t.weight * o.weight for t in model.tower_specs for o in t.objectives}
+        self.declared = declared_weights(model.tower_specs)
+
+    def total(self, losses: Mapping[str, Tensor]) -> Tensor:
+        """Σ_o w_o·L_o under the weights in force now (detached): the one combination History
+        records for training and validation alike."""
+        weights = self.weights()
+        with torch.no_grad():
+            return weighted_sum((weights[name], losses[name]) for name in self.names)
 
     def parameters(self) -> list[nn.Parameter]:
         """The strategy's own trainable parameters (the optimiser trains them with the model's)."""
@@ -44,7 +61,12 @@ class Weighting:
         return dict(self.declared)
 
     def backward(self, losses: Mapping[str, Tensor]) -> Tensor:
-        raise NotImplementedError
+        """Backpropagate Σ_o w_o·L_o under `weights()`; a strategy whose weights are tensors
+        or need gradients of their own overrides it."""
+        weights = self.weights()
+        total = weighted_sum((weights[name], losses[name]) for name in self.names)
+        total.backward()
+        return total.detach()
 
     def after_step(self) -> None:
         pass
@@ -81,7 +103,9 @@ class Weighting:
 
 
 class Static(Weighting):
-    """Fixed weights: the declared c_o, or `weights` ({objective: weight}) for the objectives it names."""
+    """Fixed weights: the declared c_o = w_tower · w_objective, or, for the objectives `weights`
+    names ({objective: weight}), w_tower · weight: the given weight takes the place of the
+    objective's own weight, inside its tower."""
 
     def __init__(self, weights: Mapping[str, float] | None = None):
         self.given = dict(weights or {})
@@ -92,12 +116,9 @@ class Static(Weighting):
     def bind(self, model: MultiTaskModel) -> None:
         super().bind(model)
         self._check_names(self.given, "weights")
-        self.declared.update(self.given)
-
-    def backward(self, losses: Mapping[str, Tensor]) -> Tensor:
-        total = weighted_sum((self.declared[name], losses[name]) for name in self.names)
-        total.backward()
-        return total.detach()
+        tower_of = {o.name: t for t in model.tower_specs for o in t.objectives}
+        for name, w in self.given.items():
+            self.declared[name] = tower_of[name].weight * w
 
 
 class Uncertainty(Weighting):
@@ -124,9 +145,9 @@ class Uncertainty(Weighting):
 
     def backward(self, losses: Mapping[str, Tensor]) -> Tensor:
         terms = torch.stack([self.declared[n] * losses[n] for n in self.names])  # (n_objectives,)
-        total = (0.5 * torch.exp(-self.log_var) * terms + 0.5 * self.log_var).sum()
-        total.backward()
-        return total.detach()
+        precision = 0.5 * torch.exp(-self.log_var)  # (n_objectives,)
+        (precision * terms + 0.5 * self.log_var).sum().backward()
+        return (precision * terms).sum().detach()
 
 
 class DWA(Weighting):
@@ -152,12 +173,6 @@ class DWA(Weighting):
     def weights(self) -> dict[str, float]:
         return {n: self.declared[n] * self.lambdas[n] for n in self.names}
 
-    def backward(self, losses: Mapping[str, Tensor]) -> Tensor:
-        weights = self.weights()
-        total = weighted_sum((weights[name], losses[name]) for name in self.names)
-        total.backward()
-        return total.detach()
-
     def end_epoch(self, epoch_losses: Mapping[str, float]) -> None:
         self.history.append({n: epoch_losses[n] for n in self.names})
         if len(self.history) < 2:
@@ -182,6 +197,7 @@ class GradNorm(Weighting):
     """
 
     STATE = ("w", "initial")
+    takes_gradients = True
 
     def __init__(self, alpha: float = 1.5):
         if not (alpha >= 0 and math.isfinite(alpha)):
@@ -233,6 +249,8 @@ class PCGrad(Weighting):
     The shared parameters get Σ_o of the projected g_o; the others (towers) their ordinary gradients.
     """
 
+    takes_gradients = True
+
     def bind(self, model: MultiTaskModel) -> None:
         super().bind(model)
         self.shared = [p for p in model.shared_parameters() if p.requires_grad]
@@ -241,14 +259,8 @@ class PCGrad(Weighting):
         terms = [self.declared[n] * losses[n] for n in self.names]
         total = sum(terms)
         if self.shared:
-            grads = [
-                torch.cat([
-                    (g if g is not None else torch.zeros_like(p)).flatten()
-                    for g, p in zip(torch.autograd.grad(t, self.shared, retain_graph=True, allow_unused=True), self.shared)
-                ])
-                for t in terms
-            ]  # n_objectives × (n_shared,)
-            merged = project_conflicts(torch.stack(grads)).sum(0)  # (n_shared,)
+            grads = torch.stack([flat_gradient(t, self.shared) for t in terms])  # (K, n_shared)
+            merged = project_conflicts(grads).sum(0)  # (n_shared,)
         total.backward()
         if self.shared:
             offset = 0
@@ -256,6 +268,15 @@ class PCGrad(Weighting):
                 p.grad = merged[offset : offset + p.numel()].view_as(p).clone()
                 offset += p.numel()
         return total.detach()
+
+
+def flat_gradient(loss: Tensor, params: list[nn.Parameter]) -> Tensor:
+    """∂loss/∂params flattened into one (n_params,) vector, zeros where the loss does not reach
+    a parameter; the graph is kept for the next gradient."""
+    grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+    return torch.cat(
+        [(torch.zeros_like(p) if g is None else g).reshape(-1) for p, g in zip(params, grads)]
+    )
 
 
 def project_conflicts(grads: Tensor, generator: torch.Generator | None = None) -> Tensor:

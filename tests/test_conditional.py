@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 import sbmm
-from sbmm.objectives import entire_space_logit, objective_losses
+from sbmm.conditional import entire_space_logit
+from sbmm.losses import objective_losses
 
 
 def towers(space="entire", play_space="entire"):

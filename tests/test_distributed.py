@@ -1,8 +1,10 @@
-"""`fit` under torchrun: two gloo processes on the CPU train like one process with the same global batch."""
+"""`fit` under torchrun: two gloo processes on the CPU train like one process with the same global
+batch, masked and sample-weighted objectives and batches that split unevenly included."""
 
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import torch
 
@@ -19,13 +21,12 @@ WORKER = textwrap.dedent('''
     real_save = torch.save
     torch.save = lambda obj, f, *a, **k: (saved.append(str(f)), real_save(obj, f, *a, **k))  # who writes?
 
-    data = sbmm.data.correlated_tasks(n=512, p=0.5, d=6, seed=0)
-    sbmm.seed_everything(0)
-    towers = [sbmm.Tower("a", [sbmm.Objective("y1", "regression")], hidden=(8,)),
-              sbmm.Tower("b", [sbmm.Objective("y2", "regression")], hidden=(8,))]
-    model = sbmm.SharedBottom([sbmm.Dense("x", 6)], towers, bottom=(16, 8))
-    history = sbmm.fit(model, data, data, epochs=3, batch_size=64, seed=1, progress=False,
-                       checkpoint=os.path.join(out, "run.pt"))
+    sys.path.insert(0, sys.argv[2])
+    from test_distributed import BATCH_SIZE, run_setup
+
+    data, model = run_setup()
+    history = sbmm.fit(model, data, data, epochs=3, batch_size=BATCH_SIZE, seed=1,
+                       progress=False, checkpoint=os.path.join(out, "run.pt"))
     torch.save = real_save
     try:  # a strategy that takes gradients outside DDP must refuse to run data-parallel
         sbmm.fit(model, data, epochs=1, progress=False, weighting=sbmm.weighting.GradNorm())
@@ -37,20 +38,41 @@ WORKER = textwrap.dedent('''
 ''')
 
 
-def single_process():
+BATCH_SIZE = 61  # global batches of 61 split 31 / 30 between two ranks
+
+
+def run_setup():
+    """The data and model both runs train: a regression objective, a binary one, and a
+    conditional one on a third of the rows, masked and with sample weights."""
     data = sbmm.data.correlated_tasks(n=512, p=0.5, d=6, seed=0)
+    data.labels["gate"] = (data.labels["y1"] > 0.5).float()
+    data.labels["sign"] = (data.labels["y2"] > 0).float()
+    weight = sbmm.SampleWeight("y1", transform="log1p", clip=3.0, normalise="batch_mean")
+    towers = [
+        sbmm.Tower("a", [sbmm.Objective("y1", "regression"), sbmm.Objective("gate")], hidden=(8,)),
+        sbmm.Tower(
+            "b",
+            [sbmm.Objective("sign", given="gate"),
+             sbmm.Objective("y2", "regression", mask="gate", sample_weight=weight)],
+            hidden=(8,),
+        ),
+    ]  # fmt: skip
+    data.labels["y1"] = data.labels["y1"].abs()  # weights >= 0
     sbmm.seed_everything(0)
-    towers = [sbmm.Tower("a", [sbmm.Objective("y1", "regression")], hidden=(8,)),
-              sbmm.Tower("b", [sbmm.Objective("y2", "regression")], hidden=(8,))]
-    model = sbmm.SharedBottom([sbmm.Dense("x", 6)], towers, bottom=(16, 8))
-    history = sbmm.fit(model, data, data, epochs=3, batch_size=64, seed=1, progress=False, device="cpu")
+    return data, sbmm.SharedBottom([sbmm.Dense("x", 6)], towers, bottom=(16, 8))
+
+
+def single_process():
+    data, model = run_setup()
+    history = sbmm.fit(model, data, data, epochs=3, batch_size=BATCH_SIZE, seed=1,
+                       progress=False, device="cpu")
     return model.state_dict(), history.train_loss
 
 
 def test_two_gloo_ranks_train_like_one_process_and_only_rank_0_writes(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), str(tmp_path)]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), str(tmp_path), str(Path(__file__).parent)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1)]

@@ -55,11 +55,11 @@ def test_missing_feature_and_bad_declarations_raise():
 
 def test_check_ids_names_the_feature_and_accepts_padding():
     layer = sbmm.InputLayer([sbmm.Categorical("item", 4), sbmm.MultiCategorical("tags", 3)])
-    layer.check_ids({"item": torch.tensor([0, 3]), "tags": torch.tensor([[2, -1], [-1, -1]])})
+    layer.check_data({"item": torch.tensor([0, 3]), "tags": torch.tensor([[2, -1], [-1, -1]])})
     with pytest.raises(ValueError, match="'tags'.*ids in \\[-2, 1\\]"):
-        layer.check_ids({"item": torch.tensor([0, 3]), "tags": torch.tensor([[1, -2]])})
+        layer.check_data({"item": torch.tensor([0, 3]), "tags": torch.tensor([[1, -2]])})
     with pytest.raises(ValueError, match="'item'.*\\[0, 4\\)"):
-        layer.check_ids({"item": torch.tensor([5]), "tags": torch.tensor([[0]])})
+        layer.check_data({"item": torch.tensor([5]), "tags": torch.tensor([[0]])})
 
 
 def test_forward_off_the_cpu_does_not_read_ids_back():

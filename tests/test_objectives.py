@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 import sbmm
-from sbmm.objectives import check_labels, multitask_loss, objective_loss
+from sbmm.losses import check_labels, multitask_loss, objective_loss
 
 
 def test_total_is_tower_weight_times_objective_weight_times_loss(two_scene_batch):

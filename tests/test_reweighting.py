@@ -3,7 +3,7 @@ import torch
 
 import sbmm
 from sbmm.diagnostics import GradientNorm
-from sbmm.reweighting import weighted_logit_to_expectation, weighted_optimal_logit
+from sbmm.sample_weights import weighted_logit_to_expectation, weighted_optimal_logit
 
 
 def fit_group_logits(objective: sbmm.Objective, data: sbmm.Batch, group: torch.Tensor, n_groups: int) -> torch.Tensor:

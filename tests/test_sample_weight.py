@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 
 import sbmm
-from sbmm.objectives import SampleWeight, check_labels, objective_loss, sample_weights
+from sbmm.losses import check_labels, objective_loss, sample_weights
+from sbmm.sample_weights import SampleWeight
 
 
 @pytest.fixture
@@ -226,6 +227,6 @@ def test_an_entire_space_objective_weighs_the_positives_of_the_joint_label(batch
     loss = sbmm.objective_losses(towers, predictions, batch)["like"]
     joint = batch.labels["click"] * batch.labels["like"]
     assert bool(((batch.labels["like"] > 0) & (joint == 0)).any())
-    logit = sbmm.objectives.entire_space_logit(like, predictions, towers)
+    logit = sbmm.conditional.entire_space_logit(like, predictions, towers)
     w = torch.where(joint > 0, batch.labels["play_time"], 1.0)
     assert torch.allclose(loss, (w * F.binary_cross_entropy_with_logits(logit, joint, reduction="none")).mean())

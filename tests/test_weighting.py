@@ -34,9 +34,9 @@ def test_static_uses_the_declared_weights_or_the_given_ones():
     losses = losses_of(model, batch)
     total = strategy.backward(losses)
     assert math.isclose(float(total), float(2.0 * losses["y1"].detach() + 0.5 * losses["y2"].detach()), rel_tol=1e-6)
-    given = Static({"y2": 3.0})
+    given = Static({"y2": 3.0})  # replaces y2's own weight (1), inside its tower (weight 0.5)
     given.bind(model)
-    assert given.weights() == {"y1": 2.0, "y2": 3.0}
+    assert given.weights() == {"y1": 2.0, "y2": 0.5 * 3.0}
     with pytest.raises(ValueError, match="unknown objective.*'y3'"):
         Static({"y3": 1.0}).bind(model)
 

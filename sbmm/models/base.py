@@ -1,9 +1,12 @@
 """What every multi-task model shares: features in, a dict of predictions out.
 
-A model is built from declarations (features, towers of objectives). Subclasses decide what each tower
-reads (the shared bottom's output for `SharedBottom`; a gated mix of experts for MMoE/PLE); this class
-turns each tower's raw outputs into the `{objective name: prediction}` dict, so that architectures swap
-with one line and the trainer, losses and metrics never look inside.
+A model is built from declarations (features, towers of objectives). This class builds the input
+layer and the towers, and turns each tower's raw outputs into the `{objective: prediction}` dict;
+an architecture says only how the inputs become each tower's representation (`represent`): the
+shared bottom's output for `SharedBottom`, a gated mix of experts for MMoE and PLE. So
+architectures swap with one line, and the trainer, losses and metrics never look inside.
+
+    features ─► inputs (B, d_in) ─► represent ─► {tower: (B, d)} ─► towers ─► {objective: ...}
 """
 
 from __future__ import annotations
@@ -15,17 +18,40 @@ from torch import Tensor, nn
 
 from ..inputs import Feature, InputLayer
 from ..objectives import Objective, Tower, check_towers
+from .mlp import mlp
 
 __all__ = ["MultiTaskModel"]
 
 
 class MultiTaskModel(nn.Module):
-    """Base class: holds the input layer and the declarations; subclasses implement `forward`."""
+    """Base class: holds the input layer, the declarations and the towers.
+
+    A subclass builds its shared part, then calls `build_towers(d)` with the width of the
+    representation each tower reads, and implements `represent`.
+    """
 
     def __init__(self, features: Sequence[Feature], towers: Sequence[Tower]):
         super().__init__()
         self.inputs = InputLayer(features)
         self.tower_specs = check_towers(towers)
+
+    def build_towers(self, in_dim: int) -> None:
+        """One MLP per tower, of its `hidden` widths, from `in_dim` to its objectives' values."""
+        self.towers = nn.ModuleDict(
+            {t.name: mlp(in_dim, t.hidden, t.out_dim) for t in self.tower_specs}
+        )
+
+    def represent(self, x: Tensor) -> dict[str, Tensor]:  # pragma: no cover - abstract
+        """The architecture: (B, d_in) inputs → {tower name: (B, d) what that tower reads}."""
+        raise NotImplementedError
+
+    def forward(self, features: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """{name: tensor} features → {objective: (B,) logit or (B,)/(B, dim) value}."""
+        h = self.represent(self.inputs(features))  # {tower: (B, d)}
+        out: dict[str, Tensor] = {}
+        for t in self.tower_specs:
+            out.update(self.split_outputs(t, self.towers[t.name](h[t.name])))
+        return out
 
     @property
     def objectives(self) -> tuple[Objective, ...]:
@@ -37,12 +63,12 @@ class MultiTaskModel(nn.Module):
         tower_ids = {id(p) for p in self.towers.parameters()}
         return [p for p in self.parameters() if id(p) not in tower_ids]
 
-    def check_inputs(self, features: Mapping[str, Tensor]) -> None:
-        """Check a data set's id features against the vocabularies once (see `InputLayer.check_ids`):
-        `fit` and `predict` call it, so training on a GPU needs no per-step check."""
+    def check_inputs(self, features: Mapping[str, Tensor], n: int | None = None) -> None:
+        """Check a data set's features (`n` rows) once (see `InputLayer.check_data`): `fit`,
+        `evaluate` and `predict` call it, so training on a GPU needs no per-step check."""
         for layer in self.modules():
             if isinstance(layer, InputLayer):
-                layer.check_ids(features)
+                layer.check_data(features, n)
 
     def parameter_summary(self) -> dict[str, int]:
         """Trainable parameters by part: "inputs" (embeddings), every other top-level part (e.g.
@@ -65,6 +91,3 @@ class MultiTaskModel(nn.Module):
             return {o.name: out.squeeze(1) if o.dim == 1 else out}
         columns = torch.split(out, [o.dim for o in tower.objectives], dim=1)
         return {o.name: c.squeeze(1) if o.dim == 1 else c for o, c in zip(tower.objectives, columns)}
-
-    def forward(self, features: Mapping[str, Tensor]) -> dict[str, Tensor]:  # pragma: no cover - abstract
-        raise NotImplementedError

@@ -16,15 +16,7 @@ from torch import Tensor, nn
 
 from .mlp import mlp
 
-__all__ = ["Experts", "Gate", "check_widths"]
-
-
-def check_widths(name: str, widths: Sequence[int]) -> tuple[int, ...]:
-    """`widths` as a tuple, or a ValueError naming `name` unless it is one or more integers >= 1."""
-    widths = tuple(widths)
-    if not widths or any(not (isinstance(w, int) and w >= 1) for w in widths):
-        raise ValueError(f"{name} widths must be one or more integers >= 1, got {widths}")
-    return widths
+__all__ = ["Experts", "Gate"]
 
 
 class Experts(nn.Module):

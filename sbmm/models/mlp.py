@@ -6,7 +6,9 @@ from typing import Sequence
 
 from torch import nn
 
-__all__ = ["mlp"]
+from ..validation import is_count
+
+__all__ = ["mlp", "check_widths"]
 
 
 def mlp(in_dim: int, hidden: Sequence[int], out_dim: int | None = None) -> nn.Sequential:
@@ -21,3 +23,12 @@ def mlp(in_dim: int, hidden: Sequence[int], out_dim: int | None = None) -> nn.Se
     if out_dim is not None:
         layers.append(nn.Linear(in_dim, out_dim))
     return nn.Sequential(*layers)
+
+
+def check_widths(name: str, widths: Sequence[int]) -> tuple[int, ...]:
+    """`widths` as a tuple, or a ValueError naming `name` unless they are one or more integers
+    >= 1."""
+    widths = tuple(widths)
+    if not widths or not all(is_count(w) for w in widths):
+        raise ValueError(f"{name} widths must be one or more integers >= 1, got {widths}")
+    return widths

@@ -16,8 +16,8 @@ from torch import Tensor, nn
 from ..inputs import Feature
 from ..objectives import Tower
 from .base import MultiTaskModel
-from .experts import Experts, Gate, check_widths
-from .mlp import mlp
+from .experts import Experts, Gate
+from .mlp import check_widths
 
 __all__ = ["MMoE"]
 
@@ -40,7 +40,7 @@ class MMoE(MultiTaskModel):
         expert = check_widths("expert", expert)
         self.experts = Experts(self.inputs.dim, expert, n_experts)
         self.gates = nn.ModuleDict({t.name: Gate(self.inputs.dim, n_experts) for t in self.tower_specs})
-        self.towers = nn.ModuleDict({t.name: mlp(expert[-1], t.hidden, t.out_dim) for t in self.tower_specs})
+        self.build_towers(expert[-1])
 
     def shared_parameters(self) -> list[nn.Parameter]:
         """The input layer and the experts (each gate serves one tower)."""
@@ -51,11 +51,6 @@ class MMoE(MultiTaskModel):
         x = self.inputs(features)
         return {t.name: self.gates[t.name].weights(x) for t in self.tower_specs}
 
-    def forward(self, features: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        x = self.inputs(features)  # (B, d_in)
+    def represent(self, x: Tensor) -> dict[str, Tensor]:
         e = self.experts(x)  # (B, n_experts, d)
-        out: dict[str, Tensor] = {}
-        for t in self.tower_specs:
-            h = self.gates[t.name](x, e)  # (B, d): this tower's mixture of experts
-            out.update(self.split_outputs(t, self.towers[t.name](h)))
-        return out
+        return {t.name: self.gates[t.name](x, e) for t in self.tower_specs}  # each (B, d)

@@ -21,8 +21,8 @@ from torch import Tensor, nn
 from ..inputs import Feature
 from ..objectives import Tower
 from .base import MultiTaskModel
-from .experts import Experts, Gate, check_widths
-from .mlp import mlp
+from .experts import Experts, Gate
+from .mlp import check_widths
 
 __all__ = ["PLE"]
 
@@ -80,7 +80,7 @@ class PLE(MultiTaskModel):
         self.levels = nn.ModuleList(
             _ExtractionLevel(d, expert, names, n_specific, n_shared, last=(i == levels - 1)) for i, d in enumerate(dims)
         )
-        self.towers = nn.ModuleDict({t.name: mlp(expert[-1], t.hidden, t.out_dim) for t in self.tower_specs})
+        self.build_towers(expert[-1])
 
     def shared_parameters(self) -> list[nn.Parameter]:
         """The input layer, and every level's shared experts and shared gate (not the towers' own experts)."""
@@ -94,12 +94,8 @@ class PLE(MultiTaskModel):
         x = self.inputs(features)
         return {t.name: self.levels[0].gates[t.name].weights(x) for t in self.tower_specs}
 
-    def forward(self, features: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        x = self.inputs(features)  # (B, d_in)
+    def represent(self, x: Tensor) -> dict[str, Tensor]:
         h, s = {t.name: x for t in self.tower_specs}, x
         for level in self.levels:
             h, s = level(h, s)  # {tower: (B, d)}, (B, d) or None after the last level
-        out: dict[str, Tensor] = {}
-        for t in self.tower_specs:
-            out.update(self.split_outputs(t, self.towers[t.name](h[t.name])))
-        return out
+        return h

@@ -8,14 +8,14 @@ Every objective's gradient flows into the same bottom: that is the sharing (hard
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Sequence
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..inputs import Feature
 from ..objectives import Tower
 from .base import MultiTaskModel
-from .mlp import mlp
+from .mlp import check_widths, mlp
 
 __all__ = ["SharedBottom"]
 
@@ -30,18 +30,17 @@ class SharedBottom(MultiTaskModel):
     forward(batch.features) → {objective name: (B,) logit (binary) or (B,)/(B, dim) value (regression)}
     """
 
-    def __init__(self, features: Sequence[Feature], towers: Sequence[Tower], bottom: Sequence[int] = (64, 32, 16)):
+    def __init__(
+        self,
+        features: Sequence[Feature],
+        towers: Sequence[Tower],
+        bottom: Sequence[int] = (64, 32, 16),
+    ):
         super().__init__(features, towers)
-        bottom = tuple(bottom)
-        if not bottom or any(not (isinstance(w, int) and w >= 1) for w in bottom):
-            raise ValueError(f"bottom widths must be one or more integers >= 1, got {bottom}")
+        bottom = check_widths("bottom", bottom)
         self.bottom = mlp(self.inputs.dim, bottom)
-        self.towers = nn.ModuleDict({t.name: mlp(bottom[-1], t.hidden, t.out_dim) for t in self.tower_specs})
+        self.build_towers(bottom[-1])
 
-    def forward(self, features: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        x = self.inputs(features)  # (B, d_in)
+    def represent(self, x: Tensor) -> dict[str, Tensor]:
         h = self.bottom(x)  # (B, bottom[-1]), shared by every tower
-        out: dict[str, Tensor] = {}
-        for t in self.tower_specs:
-            out.update(self.split_outputs(t, self.towers[t.name](h)))  # (B, t.out_dim) → per objective
-        return out
+        return {t.name: h for t in self.tower_specs}

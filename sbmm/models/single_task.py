@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from ..inputs import Feature, InputLayer
 from ..objectives import Tower
 from .base import MultiTaskModel
-from .mlp import mlp
+from .mlp import check_widths, mlp
 
 __all__ = ["SingleTask"]
 
@@ -43,9 +43,7 @@ class SingleTask(MultiTaskModel):
 
     def __init__(self, features: Sequence[Feature], towers: Sequence[Tower], bottom: Sequence[int] = (64, 32, 16)):
         super().__init__(features, towers)
-        bottom = tuple(bottom)
-        if not bottom or any(not (isinstance(w, int) and w >= 1) for w in bottom):
-            raise ValueError(f"bottom widths must be one or more integers >= 1, got {bottom}")
+        bottom = check_widths("bottom", bottom)
         for o in self.objectives:
             if "." in o.name:
                 raise ValueError(

@@ -3,9 +3,9 @@
 `fit` calls `setup()`: under `torchrun --nproc_per_node=N` (WORLD_SIZE > 1 in the environment) it joins
 the process group (backend `nccl` on GPUs, `gloo` on CPUs) unless the caller already did, and picks
 the rank's device. Each rank then takes its contiguous share of every global batch; DDP all-reduces
-(averages) the gradients, so N ranks with global batch B train like one process with batch B (exactly,
-when every global batch splits evenly and no objective is masked: a masked objective's loss is a mean
-over each rank's admitted samples, not over the global batch's).
+(averages) the gradients. Every loss's mean divides by the global batch's count of admitted samples
+over the number of ranks (`mean`), so N ranks with global batch B train like one process with
+batch B, masked and weighted objectives included, however the batch splits.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["Context", "setup", "average", "broadcast"]
+__all__ = ["Context", "setup", "average", "broadcast", "mean"]
 
 
 @dataclass(frozen=True)
@@ -62,3 +62,13 @@ def broadcast(tensor: torch.Tensor, context: Context) -> torch.Tensor:
     if context.active:
         dist.broadcast(tensor, src=0)
     return tensor
+
+
+def mean(statistic: torch.Tensor, context: Context) -> torch.Tensor:
+    """The mean over the ranks of a batch statistic (a sum or a count), out of place: what every
+    mean a loss takes divides by, so that DDP's average of the ranks' gradients of
+    Σ_rank / mean_ranks(count) is the gradient of Σ_global / count_global, one process's."""
+    total = statistic.clone()
+    if context.active:
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return total / context.world

@@ -21,15 +21,19 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from ..data.batch import Batch
+from ..losses import Across, check_labels, objective_losses
 from ..metrics import objective_metrics
 from ..models.base import MultiTaskModel
-from ..objectives import check_labels, multitask_loss, objective_losses
 from ..profile import default_device, seed_everything
-from ..weighting import GradNorm, PCGrad, Static, Weighting
+from ..validation import is_count, is_number
+from ..weighting import Static, Weighting
 from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
 
-__all__ = ["History", "StepCallback", "fit", "evaluate", "predict"]
+__all__ = ["History", "StepCallback", "fit", "evaluate", "predict", "EVAL_BATCH_SIZE"]
+
+EVAL_BATCH_SIZE = 65_536  # rows per forward pass when predicting and evaluating
+TOTAL = "total"  # History's key for the weighted sum of the objectives' losses
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 # A step callback: called as callback(step, model, losses) after each forward pass and before the
@@ -42,13 +46,15 @@ StepCallback = Callable[[int, nn.Module, dict[str, Tensor]], None]
 class History:
     """What `fit` measured, one entry per epoch.
 
-    train_loss[name]:  mean over the epoch's steps of each objective's loss, and "total" (the weighted sum).
-    valid_loss[name]:  the same losses on the validation data at the end of each epoch (if given).
+    train_loss[name]:  mean over the epoch's steps of each objective's loss, and "total": the
+                       weighted sum under the weighting strategy's weights in force.
+    valid_loss[name]:  the same losses, and the same "total", on the validation data at the end
+                       of each epoch (if given).
     valid_metrics:     per epoch, `evaluate`'s {objective: {metric: value}} on the validation data.
     weights[name]:     the weighting strategy's weight of each objective at the end of each epoch.
     seconds:           wall-clock time of each epoch's training steps (not validation).
-    best_epoch:        with `fit(keep_best=True)`, the epoch (from 1) of lowest validation total loss,
-                       whose weights the model holds at the end; otherwise None.
+    best_epoch:        with `fit(keep_best=True)`, the epoch (from 1) of lowest validation
+                       "total", whose weights the model holds at the end; otherwise None.
     """
 
     train_loss: dict[str, list[float]] = field(default_factory=dict)
@@ -66,22 +72,45 @@ class History:
 def _check_model(model: nn.Module) -> MultiTaskModel:
     if not isinstance(model, MultiTaskModel):
         raise TypeError(
-            f"fit/evaluate need an sbmm model built from declarations (e.g. sbmm.SharedBottom), "
+            "fit/evaluate need an sbmm model built from declarations (e.g. sbmm.SharedBottom), "
             f"got {type(model).__name__}"
         )
     return model
 
 
-def _check_data(name: str, data: Batch) -> Batch:
+def _check_data(name: str, data: Batch, model: MultiTaskModel, labels: bool = True) -> Batch:
+    """`data` if it is a non-empty Batch whose features (and, with `labels`, labels) fit the
+    model; else an error that names `name` and the feature or objective."""
     if not isinstance(data, Batch):
         raise TypeError(f"{name} must be an sbmm Batch, got {type(data).__name__}")
     if len(data) == 0:
         raise ValueError(f"{name} has no rows")
+    try:
+        model.check_inputs(data.features, len(data))
+        if labels:
+            check_labels(model.tower_specs, data)
+    except (ValueError, TypeError) as error:
+        raise type(error)(f"{name}: {error}") from None
     return data
 
 
 def _progress_enabled(progress: bool) -> bool:
     return progress and os.environ.get("TQDM_DISABLE", "").lower() not in ("1", "true", "yes")
+
+
+def _check_options(epochs, batch_size, lr, precision, keep_best, valid, resume, checkpoint):
+    if not is_count(epochs):
+        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
+    if not is_count(batch_size):
+        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if not (is_number(lr) and lr > 0):
+        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+    if keep_best and valid is None:
+        raise ValueError("keep_best=True needs validation data (valid) to choose the best epoch")
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs the checkpoint file to resume from")
 
 
 def fit(
@@ -106,185 +135,250 @@ def fit(
 ) -> History:
     """Train `model` on `train` with the loss its towers declare; return the `History`.
 
-    epochs, batch_size: passes over the data, and samples per optimiser step (the last step of an
-                        epoch takes the remainder).
+    epochs, batch_size: passes over the data, and samples per optimiser step (the last step of
+                        an epoch takes the remainder).
     lr, optimizer:      Adam(lr) by default; or a function parameters → optimizer.
-    seed:               seeds everything first (initial weights are the caller's: seed before building
-                        the model for a fully reproducible run), then the shuffling.
-    device:             where model and data live during training; CUDA when present by default.
+    seed:               seeds everything first (initial weights are the caller's: seed before
+                        building the model for a fully reproducible run), then the shuffling.
+    device:             where model and data live during training; CUDA when present.
     progress:           a tqdm bar over epochs; silenced by TQDM_DISABLE=1.
-    callbacks:          functions called at every step before the backward pass (see `StepCallback`),
-                        for diagnostics such as the cosine between objectives' gradients.
-    weighting:          how the objectives' losses combine into gradients (`sbmm.weighting`); by default
-                        `Static()`, the declared Σ_t w_t Σ_o w_o L_o. "total" in the History is what
-                        the strategy minimised (training) and the declared total (validation).
-    precision:          "bf16" runs forward passes and losses under bfloat16 autocast (parameters and
-                        optimiser stay fp32); "fp32" (default) does not.
-    compile:            torch.compile the model for training: True (default backend) or a backend name.
-    checkpoint:         a file to write the run's state to after every epoch (by rank 0 only).
-    resume:             continue from `checkpoint` if it exists: the finished epochs are not repeated and
-                        the run goes on exactly as it would have (weights, optimiser, shuffling, History).
-    keep_best:          end with the weights of the epoch of lowest validation total loss (early stopping
-                        without stopping: every epoch runs); History.best_epoch says which. Needs `valid`.
+    callbacks:          functions called at every step before the backward pass (see
+                        `StepCallback`), for diagnostics such as the cosine between gradients.
+    weighting:          how the objectives' losses combine (`sbmm.weighting`); by default
+                        `Static()`, the declared Σ_t w_t Σ_o w_o L_o. The strategy is the one
+                        owner of the combination: "total" in the History, for training and
+                        validation alike, and the choice of `keep_best`, are its.
+    precision:          "bf16" runs forward passes and losses under bfloat16 autocast
+                        (parameters and optimiser stay fp32); "fp32" (default) does not.
+    compile:            torch.compile the model for training: True or a backend name.
+    checkpoint:         a file to write the run's state to after every epoch (rank 0 only).
+    resume:             continue from `checkpoint` if it exists: the finished epochs are not
+                        repeated and the run goes on exactly as it would have.
+    keep_best:          end with the weights of the epoch of lowest validation "total" (early
+                        stopping without stopping: every epoch runs); History.best_epoch says
+                        which. Needs `valid`.
 
-    Under `torchrun --nproc_per_node=N` the same call trains data-parallel: every rank holds the data,
-    takes its share of each global batch of `batch_size`, and gradients are averaged by DDP; History is
-    the same on every rank. GradNorm and PCGrad, which take gradients outside DDP, are refused there.
+    Everything is checked before the first step, and errors name the data set and the feature
+    or objective: train and valid (features present, of the declared dtype and shape, finite,
+    ids inside their vocabularies; labels present, finite and 0/1 where read), and the options.
 
-    Raises FloatingPointError, naming the objective, when a loss becomes NaN or inf.
+    Under `torchrun --nproc_per_node=N` the same call trains data-parallel: every rank holds the
+    data, takes its share of each global batch, and gradients are averaged by DDP; every mean
+    (masked and weighted ones too) divides by the global batch's count, so N ranks train like
+    one process; History is the same on every rank. Strategies that take gradients themselves
+    (`takes_gradients`: GradNorm, PCGrad) are refused there.
+
+    Raises FloatingPointError, naming the objective, when a loss becomes NaN or inf; the model
+    then holds the weights it had before that epoch.
     """
     model = _check_model(model)
-    train = _check_data("train", train)
+    _check_options(epochs, batch_size, lr, precision, keep_best, valid, resume, checkpoint)
+    train = _check_data("train", train, model)
     if valid is not None:
-        valid = _check_data("valid", valid)
-    if not (isinstance(epochs, int) and epochs >= 1):
-        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
-    if not (isinstance(batch_size, int) and batch_size >= 1):
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    towers = model.tower_specs
-    for data in (train, valid) if valid is not None else (train,):
-        check_labels(towers, data)
-        model.check_inputs(data.features)
-    if precision not in ("fp32", "bf16"):
-        raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
-    if keep_best and valid is None:
-        raise ValueError("keep_best=True needs validation data (valid) to choose the best epoch by")
-    if resume and checkpoint is None:
-        raise ValueError("resume=True needs the checkpoint file to resume from")
+        valid = _check_data("valid", valid, model)
+    weighting = weighting if weighting is not None else Static()
+    if not isinstance(weighting, Weighting):
+        raise TypeError(
+            f"weighting must be an sbmm.weighting strategy, got {type(weighting).__name__}"
+        )
     if seed is not None:
         seed_everything(seed)
 
     context, device = distributed.setup(torch.device(device) if device is not None else None)
     device = device if device is not None else default_device()
+    if context.active and weighting.takes_gradients:
+        raise ValueError(
+            f"{type(weighting).__name__} takes gradients outside DDP and cannot train "
+            "data-parallel"
+        )
     model.to(device)
     # Training never sees a simulator's truth; both data sets move to the device once.
     train = Batch(train.features, train.labels).to(device)
     if valid is not None:
         valid = Batch(valid.features, valid.labels).to(device)
-    weighting = weighting if weighting is not None else Static()
-    if not isinstance(weighting, Weighting):
-        raise TypeError(f"weighting must be an sbmm.weighting strategy, got {type(weighting).__name__}")
-    if context.active and isinstance(weighting, (GradNorm, PCGrad)):
-        raise ValueError(f"{type(weighting).__name__} takes gradients outside DDP and cannot train data-parallel")
     weighting.bind(model)
     params = [*model.parameters(), *weighting.parameters()]
     opt = optimizer(params) if optimizer is not None else torch.optim.Adam(params, lr=lr)
-    names = ["total", *(o.name for o in model.objectives)]
+    names = [TOTAL, *(o.name for o in model.objectives)]
     history = History({k: [] for k in names}, {k: [] for k in names} if valid is not None else {})
     history.weights = {o.name: [] for o in model.objectives}
     first_epoch, best_model = 0, None
     if resume and Path(checkpoint).exists():
-        first_epoch, best_model = _restore(load_checkpoint(checkpoint, device), model, opt, weighting, history)
+        first_epoch, best_model = _restore(checkpoint, device, model, opt, weighting, history)
 
     net: nn.Module = model
     if context.active:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+        ids = [device] if device.type == "cuda" else None
+        net = nn.parallel.DistributedDataParallel(model, device_ids=ids)
     if compile:
         net = torch.compile(net, **({} if compile is True else {"backend": compile}))
-    autocast = (
-        (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if precision == "bf16" else contextlib.nullcontext
-    )
-    n = len(train)
-    callbacks = tuple(callbacks)
-    step = first_epoch * math.ceil(n / batch_size)
+    step = _Step(net, model, opt, weighting, tuple(callbacks), precision, device, context)
+    step.count = first_epoch * math.ceil(len(train) / batch_size)
 
     show = _progress_enabled(progress) and context.is_main
     for epoch in tqdm(range(first_epoch, epochs), desc="epochs", disable=not show):
-        model.train()
+        before = _copy_state(model)
         start = time.perf_counter()
-        order = distributed.broadcast(torch.randperm(n, device=device), context)
-        step_losses: list[tuple[Tensor, ...]] = []  # per step: the total and each objective's loss, on the device
-        for i in range(0, n, batch_size):
-            rows = order[i : i + batch_size]
-            if context.active:
-                rows = rows.tensor_split(context.world)[context.rank]  # this rank's share of the global batch
-            batch = train[rows]
-            with autocast():
-                losses = objective_losses(towers, net(batch.features), batch)
-            for callback in callbacks:
-                callback(step, model, losses)
-            opt.zero_grad(set_to_none=True)
-            total = weighting.backward(losses)
-            for p in weighting.parameters():  # the strategy's own parameters live outside DDP
-                distributed.average(p.grad, context)
-            opt.step()
-            weighting.after_step()
-            step += 1
-            step_losses.append((total.float(), *(loss.detach().float() for loss in losses.values())))
-        per_step = torch.stack([torch.stack(column) for column in zip(*step_losses)])  # (1 + n_objectives, steps)
-        epoch_loss = distributed.average(per_step.mean(1), context).tolist()  # the epoch's one host sync
+        epoch_loss = _train_epoch(step, train, batch_size, names)
         history.seconds.append(time.perf_counter() - start)
-        for name, value in sorted(zip(names, epoch_loss), key=lambda nv: nv[0] == "total"):  # objectives first
+        for name in [*names[1:], TOTAL]:  # an objective's name says more than the total's
+            value = epoch_loss[name]
             if not math.isfinite(value):
+                model.load_state_dict(before)
                 raise FloatingPointError(
-                    f"epoch {epoch + 1}: the loss of {name!r} is {value}; lower the learning rate or check the data"
+                    f"epoch {epoch + 1}: the loss of {name!r} is {value}; the model holds the "
+                    "weights from before that epoch. Lower the learning rate or check the data"
                 )
-            history.train_loss[name].append(value)
-        weighting.end_epoch({name: history.train_loss[name][-1] for name in names[1:]})
+        for name in names:
+            history.train_loss[name].append(epoch_loss[name])
+        weighting.end_epoch({name: epoch_loss[name] for name in names[1:]})
         for name, w in weighting.weights().items():
             history.weights[name].append(w)
         if valid is not None:
-            losses, metrics = _evaluate(model, valid, batch_size=65_536)
+            losses, metrics = _evaluate(model, valid)
+            losses = {TOTAL: weighting.total(losses), **losses}
             for name in names:
-                history.valid_loss[name].append(losses[name])
+                history.valid_loss[name].append(float(losses[name]))
             history.valid_metrics.append(metrics)
             best = history.best_epoch
-            if keep_best and (best is None or losses["total"] < history.valid_loss["total"][best - 1]):
+            latest = history.valid_loss[TOTAL][-1]
+            if keep_best and (best is None or latest < history.valid_loss[TOTAL][best - 1]):
                 history.best_epoch = epoch + 1
-                best_model = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                best_model = _copy_state(model)
         if checkpoint is not None and context.is_main:
-            save_checkpoint(checkpoint, model=model, optimizer=opt, weighting=weighting, history=history,
-                            epoch=epoch + 1, best_model=best_model)
+            save_checkpoint(
+                checkpoint, model=model, optimizer=opt, weighting=weighting, history=history,
+                epoch=epoch + 1, best_model=best_model,
+            )  # fmt: skip
     if keep_best:
         model.load_state_dict(best_model)
     return history
 
 
+def _copy_state(model: nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+@dataclass
+class _Step:
+    """One optimiser step on a batch, with everything it needs."""
+
+    net: nn.Module  # the model as trained (DDP-wrapped, compiled)
+    model: MultiTaskModel  # the model itself, for callbacks
+    opt: torch.optim.Optimizer
+    weighting: Weighting
+    callbacks: tuple[StepCallback, ...]
+    precision: str
+    device: torch.device
+    context: distributed.Context
+    count: int = 0  # optimiser steps taken over the whole run
+
+    def __call__(self, batch: Batch) -> tuple[Tensor, ...]:
+        """Train on `batch`; return the weighted total and each objective's loss, detached."""
+        towers, context = self.model.tower_specs, self.context
+        across: Across | None = None
+        if context.active:
+            across = lambda statistic: distributed.mean(statistic, context)  # noqa: E731
+        autocast = (
+            torch.autocast(self.device.type, dtype=torch.bfloat16)
+            if self.precision == "bf16"
+            else contextlib.nullcontext()
+        )
+        with autocast:
+            losses = objective_losses(
+                towers, self.net(batch.features), batch, across=across
+            )
+        for callback in self.callbacks:
+            callback(self.count, self.model, losses)
+        self.opt.zero_grad(set_to_none=True)
+        total = self.weighting.backward(losses)
+        for p in self.weighting.parameters():  # the strategy's own parameters live outside DDP
+            distributed.average(p.grad, context)
+        self.opt.step()
+        self.weighting.after_step()
+        self.count += 1
+        return (total.float(), *(loss.detach().float() for loss in losses.values()))
+
+
+def _train_epoch(step: _Step, train: Batch, batch_size: int, names: list[str]) -> dict[str, float]:
+    """One pass over `train` in a fresh random order; the mean of each of `names`' losses over
+    the steps. Losses stay on the device until the epoch's one host synchronisation."""
+    step.model.train()
+    context, n = step.context, len(train)
+    order = distributed.broadcast(torch.randperm(n, device=step.device), context)
+    per_step = []  # per step: the total and each objective's loss, on the device
+    for i in range(0, n, batch_size):
+        rows = order[i : i + batch_size]
+        if context.active:
+            rows = rows.tensor_split(context.world)[context.rank]  # this rank's share
+        per_step.append(torch.stack(step(train[rows])))  # (1 + n_objectives,)
+    means = distributed.average(torch.stack(per_step).mean(0), context)  # (1 + n_objectives,)
+    return dict(zip(names, means.tolist()))
+
+
 def _restore(
-    state: dict, model: nn.Module, opt: torch.optim.Optimizer, weighting: Weighting, history: History
+    path: str | os.PathLike,
+    device: torch.device,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    weighting: Weighting,
+    history: History,
 ) -> tuple[int, dict[str, Tensor] | None]:
-    """Load a checkpoint's state into the run's objects; return the number of epochs it had finished and
-    the best epoch's weights (None unless the run keeps them)."""
-    model.load_state_dict(state["model"])
-    weighting.load_state_dict(state["weighting"])  # first: another strategy's state fails here, clearly
-    opt.load_state_dict(state["optimizer"])
-    for key, value in state["history"].items():
-        setattr(history, key, value)
-    torch.set_rng_state(state["rng"]["torch"])
-    if state["rng"]["cuda"]:
-        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-    return state["epoch"], state.get("best_model")
+    """Load the checkpoint at `path` onto `device` into the run's objects, all or nothing
+    (see `restore_run`); return the number of epochs it had finished and the best epoch's
+    weights (None unless the run keeps them)."""
+    from .checkpoint import restore_run
+
+    return restore_run(load_checkpoint(path, device), model, opt, weighting, history)
 
 
 @torch.inference_mode()
-def predict(model: MultiTaskModel, data: Batch, batch_size: int = 65_536) -> dict[str, Tensor]:
-    """The model's predictions on every row of `data`, in evaluation mode, computed on the model's device
-    in batches of `batch_size`; returns {objective: (N,) or (N, dim)} on that device."""
+def predict(
+    model: MultiTaskModel, data: Batch, batch_size: int = EVAL_BATCH_SIZE
+) -> dict[str, Tensor]:
+    """The model's predictions on every row of `data`, in evaluation mode, computed on the
+    model's device in batches of `batch_size`; returns {objective: (N,) or (N, dim)} there.
+    The features are checked first (see `MultiTaskModel.check_inputs`)."""
     model = _check_model(model)
-    data = _check_data("data", data)
-    model.check_inputs(data.features)
+    data = _check_data("data", data, model, labels=False)
+    return _predict(model, data, batch_size)
+
+
+def _predict(model: MultiTaskModel, data: Batch, batch_size: int) -> dict[str, Tensor]:
     device = next(model.parameters()).device
     model.eval()
-    parts = [model(data[i : i + batch_size].to(device).features) for i in range(0, len(data), batch_size)]
+    with torch.inference_mode():
+        parts = [
+            model(data[i : i + batch_size].to(device).features)
+            for i in range(0, len(data), batch_size)
+        ]
     return {name: torch.cat([p[name] for p in parts]) for name in parts[0]}
 
 
-def _evaluate(model: MultiTaskModel, data: Batch, batch_size: int) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
-    predictions = predict(model, data, batch_size)
+def _evaluate(
+    model: MultiTaskModel, data: Batch, batch_size: int = EVAL_BATCH_SIZE
+) -> tuple[dict[str, Tensor], dict[str, dict[str, float]]]:
+    """Each objective's loss (a 0-d tensor) and metrics on checked data."""
+    predictions = _predict(model, data, batch_size)
     data = data.to(next(model.parameters()).device)
-    total, losses = multitask_loss(model.tower_specs, predictions, data)
-    loss_values = {"total": float(total), **{k: float(v) for k, v in losses.items()}}
-    targets = {o.name: o.target for o in model.objectives}
+    towers = model.tower_specs
+    losses = objective_losses(towers, predictions, data)
     metrics = {
-        o.name: objective_metrics(o, predictions[o.name], data.labels, targets.get(o.given)) for o in model.objectives
+        o.name: objective_metrics(o, predictions[o.name], data.labels, towers)
+        for o in model.objectives
     }
-    return loss_values, metrics
+    return losses, metrics
 
 
-def evaluate(model: MultiTaskModel, data: Batch, batch_size: int = 65_536) -> dict[str, dict[str, float]]:
-    """Per-objective metrics of `model` on `data`: {objective: {"auc", "logloss", "n"} or {"rmse", "n"},
-    each with "loss", the objective's own (masked, weighted) loss}."""
+def evaluate(
+    model: MultiTaskModel, data: Batch, batch_size: int = EVAL_BATCH_SIZE
+) -> dict[str, dict[str, float]]:
+    """Per-objective metrics of `model` on `data`: {objective: {"auc", "logloss", "n"} or
+    {"rmse", "n"}, each with "loss", the objective's own (masked, weighted) loss over the rows
+    its loss admits (every row for an entire-space objective, whose metrics are scored where
+    its condition holds; see `sbmm.objectives.labelled_rows`). Features and labels are checked
+    first."""
     model = _check_model(model)
-    check_labels(model.tower_specs, _check_data("data", data))
+    data = _check_data("data", data, model)
     losses, metrics = _evaluate(model, data, batch_size)
-    return {name: {**m, "loss": losses[name]} for name, m in metrics.items()}
+    return {name: {**m, "loss": float(losses[name])} for name, m in metrics.items()}

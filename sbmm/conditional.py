@@ -1,0 +1,63 @@
+"""Conditional objectives trained on the entire space (ESMM, Ma et al., 2018).
+
+A conditional objective (like given click) predicts p(like | click). Trained "masked", it sees
+only clicked impressions. Trained on the entire space, its prediction is multiplied along the
+chain of what it is given, p(click ∧ like) = p(click) · p(like | click), and fitted against
+click · like on every impression, so the conditional head never trains on the clicked sample
+alone. For a regression objective the product is E[play_time] = p(click) · E[play_time | click].
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .data.batch import Batch
+from .objectives import Objective, Tower, ancestors
+
+__all__ = ["entire_space_logit", "entire_space_inputs"]
+
+
+def _chain(objective: Objective, towers: Sequence[Tower]) -> list[Objective]:
+    return ancestors(objective, {o.name: o for t in towers for o in t.objectives})
+
+
+def entire_space_logit(
+    objective: Objective, predictions: Mapping[str, Tensor], towers: Sequence[Tower]
+) -> Tensor:
+    """The logit of the joint probability p(objective ∧ everything it is given) of a binary
+    objective, from the model's conditional logits:
+    log p = Σ log σ(logit) along the chain; logit = log p − log(1 − p).
+
+    Finite for any finite logits: 1 − p is floored at 1e-7. (B,) → (B,).
+    """
+    log_p = F.logsigmoid(predictions[objective.name])
+    for parent in _chain(objective, towers):
+        log_p = log_p + F.logsigmoid(predictions[parent.name])  # (B,)
+    return log_p - torch.log(torch.clamp(-torch.expm1(log_p), min=1e-7))
+
+
+def entire_space_inputs(
+    objective: Objective,
+    predictions: Mapping[str, Tensor],
+    towers: Sequence[Tower],
+    batch: Batch,
+) -> tuple[Tensor, Tensor]:
+    """(prediction, target) of an entire-space objective, both unconditional, over every sample.
+
+    The target is the objective's label where every label along the chain is 1, and 0 wherever
+    the chain broke: there the label is not read at all (a table may hold NaN for the like of
+    an unclicked impression)."""
+    chain = _chain(objective, towers)
+    target = batch.labels[objective.target].to(predictions[objective.name].dtype)  # (B,)
+    reached = torch.ones_like(target, dtype=torch.bool)  # (B,)
+    for parent in chain:
+        reached = reached & (batch.labels[parent.target] > 0)
+    target = torch.where(reached, target, 0.0)
+    if objective.kind == "binary":
+        return entire_space_logit(objective, predictions, towers), target
+    log_p_chain = sum(F.logsigmoid(predictions[parent.name]) for parent in chain)  # (B,)
+    return torch.exp(log_p_chain) * predictions[objective.name], target
