@@ -6,6 +6,7 @@ Data flows as: Batch (features, labels, truth) → inputs (embeddings + pooling,
 
 from . import data, diagnostics, plot, weighting
 from .claims import check
+from .compare import Comparison, compare
 from .data import Batch
 from .inputs import Categorical, Dense, InputLayer, MultiCategorical
 from .metrics import objective_metrics
@@ -26,6 +27,7 @@ from .train import History, evaluate, fit, load_checkpoint, predict, save_checkp
 __all__ = [
     "Batch",
     "Categorical",
+    "Comparison",
     "Dense",
     "History",
     "InputLayer",
@@ -44,6 +46,7 @@ __all__ = [
     "Tower",
     "check",
     "check_labels",
+    "compare",
     "default_device",
     "evaluate",
     "fit",

@@ -1,15 +1,18 @@
-"""The book's standard figures (matplotlib): learning curves against a reference level."""
+"""The book's standard figures (matplotlib): learning curves against a reference level, and
+paired comparisons across seeds with their intervals."""
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.axes import Axes
 
+from .compare import Comparison, compare
 from .train import History
 
-__all__ = ["learning_curves", "history_curves"]
+__all__ = ["learning_curves", "history_curves", "plot_paired"]
 
 
 def learning_curves(
@@ -42,3 +45,72 @@ def history_curves(history: History, names: Sequence[str], **kwargs) -> Axes:
         if history.valid_loss:
             curves[f"{name} (validation)"] = history.valid_loss[name]
     return learning_curves(curves, **kwargs)
+
+
+def plot_paired(
+    a: Any,
+    b: Any = None,
+    *,
+    names: tuple[str, str] = ("A", "B"),
+    level: float = 0.95,
+    higher_is_better: bool = True,
+    title: str | None = None,
+    ylabel: str | None = None,
+    jitter: float = 0.15,
+    ax: Axes | None = None,
+) -> Axes:
+    """The per-seed differences A − B of one or several paired comparisons.
+
+    Give either the scores `a` and `b` of one comparison (anything `compare` takes),
+    or as `a` alone a dict {label: (a, b)} or {label: Comparison} for several side by
+    side; `names`, `level` and `higher_is_better` go to `compare`. Each comparison
+    gets a column: a point per seed (spread sideways by a fixed, seeded jitter of at
+    most `jitter`), its mean and confidence interval as a black error bar, and its
+    verdict under the label; a dashed line marks zero. The y label defaults to
+    "A − B per seed". Returns the Axes.
+    """
+    if b is not None:
+        a = {f"{names[0]} − {names[1]}": (a, b)}
+    elif not isinstance(a, Mapping) or not a:
+        raise ValueError("give the scores a and b, or a dict {label: (a, b)} as a")
+    comparisons = {
+        label: pair
+        if isinstance(pair, Comparison)
+        else compare(*pair, level=level, names=names, higher_is_better=higher_is_better)
+        for label, pair in a.items()
+    }
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.6 * len(comparisons) + 2.5, 4))
+    rng = np.random.default_rng(0)
+    legend = set()
+    for i, c in enumerate(comparisons.values()):
+        x = i + rng.uniform(-jitter, jitter, c.n)
+        ax.scatter(x, c.differences, s=18, alpha=0.6, color=f"C{i}", zorder=2)
+        low, high = c.interval
+        text = f"mean and {format(100 * c.level, '.6g')}% CI"
+        ax.errorbar(
+            i,
+            c.mean,
+            yerr=[[c.mean - low], [high - c.mean]],
+            fmt="D",
+            color="black",
+            markersize=5,
+            capsize=6,
+            zorder=3,
+            label=None if text in legend else text,
+        )
+        legend.add(text)
+    ax.axhline(0, linestyle="--", color="grey", linewidth=1, zorder=1)
+    ax.set_xticks(
+        range(len(comparisons)),
+        [f"{label}\n{c.verdict}" for label, c in comparisons.items()],
+    )
+    ax.set_xlim(-0.5, len(comparisons) - 0.5)
+    if ylabel is None:
+        pairs = {c.names for c in comparisons.values()}
+        ylabel = " − ".join(pairs.pop()) if len(pairs) == 1 else "difference"
+        ylabel += " per seed"
+    ax.set(title=title or "", ylabel=ylabel)
+    ax.legend()
+    ax.grid(alpha=0.3, axis="y")
+    return ax

@@ -1,0 +1,180 @@
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.collections import PathCollection  # noqa: E402
+from matplotlib.container import ErrorbarContainer  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from sbmm.compare import Comparison, compare  # noqa: E402
+from sbmm.plot import plot_paired  # noqa: E402
+
+REPEATS, SEEDS, TRUE_DIFFERENCE = 400, 10, 0.01
+
+
+def paired_scores(rng: np.random.Generator, n: int = SEEDS) -> tuple:
+    """Scores of A and B over n seeds: a shared per-seed effect (which pairing removes),
+    independent noise per model, and A better by TRUE_DIFFERENCE on average."""
+    seed_effect = rng.normal(0.0, 0.02, n)
+    a = 0.75 + seed_effect + TRUE_DIFFERENCE + rng.normal(0.0, 0.01, n)
+    b = 0.75 + seed_effect + rng.normal(0.0, 0.01, n)
+    return a, b
+
+
+@pytest.fixture(scope="module")
+def experiments() -> list:
+    """REPEATS simulated experiments of SEEDS seeds, from a seeded Generator."""
+    rng = np.random.default_rng(20240601)
+    return [paired_scores(rng) for _ in range(REPEATS)]
+
+
+def test_interval_covers_true_difference_at_nominal_rate(experiments):
+    covered = [
+        low <= TRUE_DIFFERENCE <= high
+        for low, high in (compare(a, b).interval for a, b in experiments)
+    ]
+    standard_error = math.sqrt(0.95 * 0.05 / REPEATS)
+    assert abs(np.mean(covered) - 0.95) <= 3 * standard_error
+
+
+def test_verdict_is_indistinguishable_exactly_when_interval_contains_zero(
+    experiments,
+):
+    verdicts = []
+    for a, b in experiments:
+        c = compare(a, b)
+        low, high = c.interval
+        if low <= 0 <= high:
+            assert c.verdict == "indistinguishable"
+        else:
+            assert c.verdict == ("better" if low > 0 else "worse")
+        verdicts.append(c.verdict)
+    # The simulated difference is about one interval half-width: both outcomes occur.
+    assert {"better", "indistinguishable"} <= set(verdicts)
+
+
+def test_lower_is_better_flips_the_verdict(experiments):
+    flipped = {"better": "worse", "worse": "better"}
+    for a, b in experiments[:50]:
+        higher, lower = compare(a, b), compare(a, b, higher_is_better=False)
+        assert lower.interval == higher.interval
+        assert lower.verdict == flipped.get(higher.verdict, higher.verdict)
+    loss = compare([0.30, 0.31, 0.29], [0.40, 0.42, 0.41], higher_is_better=False)
+    assert loss.verdict == "better"
+
+
+def test_matches_scipy_paired_t_interval():
+    a = np.array([0.812, 0.809, 0.820, 0.815, 0.811])
+    b = np.array([0.801, 0.805, 0.806, 0.810, 0.799])
+    c = compare(a, b, level=0.9)
+    expected = stats.ttest_rel(a, b).confidence_interval(confidence_level=0.9)
+    assert c.interval == pytest.approx((expected.low, expected.high))
+    assert c.mean == pytest.approx(np.mean(a - b))
+    assert c.n == 5 and c.differences == pytest.approx(tuple(a - b))
+
+
+def test_equal_differences_give_zero_width_interval():
+    c = compare([1.5, 2.5, 3.5], [1.0, 2.0, 3.0])
+    assert c.interval == (0.5, 0.5) and c.mean == 0.5 and c.verdict == "better"
+    tie = compare([1.0, 2.0], [1.0, 2.0])
+    assert tie.interval == (0.0, 0.0) and tie.verdict == "indistinguishable"
+
+
+def test_sequences_arrays_and_tensors_agree():
+    a, b = [0.71, 0.74, 0.69, 0.72], [0.70, 0.71, 0.70, 0.69]
+    expected = compare(a, b)
+    assert compare(np.array(a), np.array(b)) == expected
+    tensor_a = torch.tensor(a, dtype=torch.float64, requires_grad=True)
+    assert compare(tensor_a, torch.tensor(b, dtype=torch.float64)) == expected
+
+
+def test_dicts_pair_by_seed_key():
+    a = {0: 0.80, 1: 0.82, 2: 0.81, 3: 0.83}
+    b = {3: 0.80, 1: 0.80, 0: 0.79, 2: 0.80}  # the same seeds, in another order
+    c = compare(a, b)
+    assert c.differences == pytest.approx((0.01, 0.02, 0.01, 0.03))
+    assert c == compare([0.80, 0.82, 0.81, 0.83], [0.79, 0.80, 0.80, 0.80])
+
+
+def test_dicts_with_different_seeds_are_refused():
+    with pytest.raises(ValueError, match=r"only in A: \[2\], only in B: \[5\]"):
+        compare({0: 0.8, 1: 0.9, 2: 0.7}, {0: 0.8, 1: 0.9, 5: 0.7})
+    with pytest.raises(ValueError, match="new is a dict .* but old is not"):
+        compare({0: 0.8, 1: 0.9}, [0.8, 0.9], names=("new", "old"))
+
+
+@pytest.mark.parametrize(
+    "a, b, message",
+    [
+        ([0.8, float("nan"), 0.7], [0.8, 0.9, 0.7], "new has non-finite .* positions"),
+        ([0.8, 0.9, 0.7], [0.8, float("inf"), 0.7], "old has non-finite"),
+        ({3: 0.8, 4: 0.7}, {3: float("nan"), 4: 0.7}, r"old .* at seeds \[3\]"),
+        (["0.8", "0.9"], [0.8, 0.9], "scores of new must be real numbers"),
+        ([0.8, 0.9], [0.8, None], "scores of old must be real numbers"),
+        ([[0.8, 0.9]], [0.8, 0.9], "scores of new must be one-dimensional"),
+        ([0.8, 0.9, 0.7], [0.8, 0.9], "new has 3 scores but old has 2"),
+        ([0.8], [0.7], "new and old need scores from at least 2 seeds, got 1"),
+    ],
+)
+def test_bad_scores_are_refused_naming_the_side(a, b, message):
+    with pytest.raises(ValueError, match=message):
+        compare(a, b, names=("new", "old"))
+
+
+@pytest.mark.parametrize("level", [0, 1, 1.5, -0.1, float("nan"), "95%"])
+def test_level_must_be_between_0_and_1(level):
+    with pytest.raises(ValueError, match="level"):
+        compare([0.8, 0.9], [0.7, 0.8], level=level)
+
+
+def test_str_reads_as_one_line():
+    c = Comparison(
+        mean=0.01234,
+        interval=(0.00812, 0.01651),
+        level=0.95,
+        differences=(0.01,) * 10,
+        verdict="better",
+        names=("MMoE", "SB"),
+    )
+    expected = "MMoE − SB = +0.0123 (95% CI +0.0081 to +0.0165, 10 seeds): better"
+    assert str(c) == expected
+    assert c.format(decimals=2).startswith("MMoE − SB = +0.01 (95% CI +0.01 to +0.02")
+    assert "90% CI -0.5000 to -0.5000" in str(compare([1, 2], [1.5, 2.5], level=0.9))
+
+
+def test_plot_paired_draws_a_point_per_seed_and_an_error_bar():
+    rng = np.random.default_rng(0)
+    pairs = {"click AUC": paired_scores(rng), "like AUC": paired_scores(rng, n=7)}
+    _, ax = plt.subplots()
+    assert plot_paired(pairs, names=("MMoE", "SB"), ax=ax) is ax
+    points = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert [len(c.get_offsets()) for c in points] == [SEEDS, 7]
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert len(bars) == 2
+    assert ax.get_ylabel().startswith("MMoE − SB")
+    # The points are the differences, at deterministic jitter around each column.
+    a, b = pairs["click AUC"]
+    assert np.asarray(points[0].get_offsets())[:, 1] == pytest.approx(a - b)
+    _, again = plt.subplots()
+    plot_paired(pairs, names=("MMoE", "SB"), ax=again)
+    assert np.array_equal(again.collections[0].get_offsets(), points[0].get_offsets())
+    plt.close("all")
+
+
+def test_plot_paired_single_comparison_and_comparison_objects():
+    a, b = [0.80, 0.82, 0.81], [0.79, 0.81, 0.795]
+    ax = plot_paired(a, b, title="one")
+    (points,) = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert len(points.get_offsets()) == 3 and ax.get_title() == "one"
+    ax = plot_paired({"stored": compare(a, b, names=("new", "old"))})
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["stored\nbetter"]
+    assert ax.get_ylabel() == "new − old per seed"
+    with pytest.raises(ValueError, match="dict"):
+        plot_paired({})
+    plt.close("all")
