@@ -1,7 +1,12 @@
+import copy
+import re
+from dataclasses import asdict
+
 import pytest
 import torch
 
 import sbmm
+from sbmm.train.checkpoint import restore_run
 from sbmm.weighting import DWA, GradNorm, Uncertainty
 
 
@@ -79,3 +84,159 @@ def test_bf16_autocast_trains_and_compile_runs_the_same_computation():
     assert compiled.train_loss == plain.train_loss
     with pytest.raises(ValueError, match="precision"):
         sbmm.fit(model(), DATA, precision="fp16", progress=False)
+
+
+# A bad checkpoint is refused before training, naming the file; the run stays as it was.
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """A checkpoint of model() after 2 epochs under Uncertainty, with validation."""
+    path = tmp_path_factory.mktemp("saved") / "run.pt"
+    sbmm.fit(model(), DATA, DATA, epochs=2, batch_size=64, lr=3e-2, seed=1,
+             progress=False, weighting=Uncertainty(), checkpoint=path)
+    return path
+
+
+def run_objects(net, strategy):
+    """The optimiser and History `fit` prepares for `net` trained with `strategy`."""
+    strategy.bind(net)
+    opt = torch.optim.Adam([*net.parameters(), *strategy.parameters()], lr=1e-3)
+    names = ["total", *(o.name for o in net.objectives)]
+    history = sbmm.History({k: [] for k in names}, {k: [] for k in names})
+    history.weights = {o.name: [] for o in net.objectives}
+    return opt, history
+
+
+def snapshot(net, strategy, opt, history):
+    """A copy of the run's state: weights, strategy, optimiser, History, generator."""
+    state = (net.state_dict(), strategy.state_dict(), opt.state_dict(), asdict(history),
+             torch.get_rng_state())
+    return copy.deepcopy(state)
+
+
+def same(a, b) -> bool:
+    """Whether two nested structures of dicts, lists and tensors hold equal values."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and torch.equal(a.cpu(), b.cpu())
+    if isinstance(a, dict):
+        return (isinstance(b, dict) and a.keys() == b.keys()
+                and all(same(a[k], b[k]) for k in a))
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(map(same, a, b))
+    return a == b
+
+
+def named(path) -> str:
+    """A pattern matching `path` literally."""
+    return re.escape(str(path))
+
+
+@pytest.mark.parametrize("kind", ["empty", "truncated", "text"])
+def test_an_unreadable_checkpoint_is_refused_naming_the_file(tmp_path, saved, kind):
+    path = tmp_path / "run.pt"
+    contents = {"empty": b"", "truncated": saved.read_bytes()[:2000],
+                "text": b"epochs = 3\n"}
+    path.write_bytes(contents[kind])
+    message = f"checkpoint {named(path)} could not be read"
+    with pytest.raises(ValueError, match=message):
+        sbmm.load_checkpoint(path)
+    fresh = model(seed=3)
+    before = copy.deepcopy(fresh.state_dict())
+    with pytest.raises(ValueError, match=message):
+        sbmm.fit(fresh, DATA, epochs=3, progress=False, checkpoint=path, resume=True)
+    assert same(before, fresh.state_dict())
+
+
+@pytest.mark.parametrize(
+    "entry", ["model", "optimizer", "weighting", "history", "epoch", "rng"]
+)
+def test_a_checkpoint_lacking_an_entry_is_refused_naming_it(tmp_path, saved, entry):
+    state = torch.load(saved, weights_only=False)
+    path = tmp_path / "run.pt"
+    torch.save({k: v for k, v in state.items() if k != entry}, path)
+    missing = f"{named(path)} lacks the entries \\['{entry}'\\]"
+    with pytest.raises(ValueError, match=missing):
+        sbmm.load_checkpoint(path)
+    torch.save(torch.zeros(3), path)
+    not_a_dict = f"{named(path)} holds a Tensor, not a checkpoint"
+    with pytest.raises(ValueError, match=not_a_dict):
+        sbmm.load_checkpoint(path)
+
+
+def renamed_towers():
+    return [sbmm.Tower("a", [sbmm.Objective("y1", "regression")], hidden=(8,)),
+            sbmm.Tower("c", [sbmm.Objective("y2", "regression")], hidden=(8,))]
+
+
+X = [sbmm.Dense("x", 6)]
+
+
+@pytest.mark.parametrize("other, problem", [
+    (lambda: sbmm.SharedBottom(X, towers(), bottom=(32, 8)),
+     r"other shapes: bottom\.0\.weight \(16, 6\) in the file, \(32, 6\) in the model"),
+    (lambda: sbmm.SharedBottom(X, renamed_towers(), bottom=(16, 8)),
+     r"missing: towers\.c\.0\.weight.*; unexpected: towers\.b\.0\.weight"),
+    (lambda: sbmm.MMoE(X, towers(), n_experts=2, expert=(8,)),
+     r"missing: experts\..*; unexpected: bottom\.0\.weight"),
+])
+def test_resuming_another_models_checkpoint_leaves_the_model_untouched(saved, other,
+                                                                        problem):
+    fresh = other()
+    before = copy.deepcopy(fresh.state_dict())
+    where = f"checkpoint {named(saved)} does not fit this {type(fresh).__name__}"
+    with pytest.raises(ValueError, match=f"{where}.*{problem}"):
+        sbmm.fit(fresh, DATA, DATA, epochs=3, progress=False, weighting=Uncertainty(),
+                 checkpoint=saved, resume=True)
+    assert all(torch.equal(before[k], v.cpu()) for k, v in fresh.state_dict().items())
+
+
+def test_a_refused_checkpoint_leaves_optimizer_weighting_and_history_untouched(saved):
+    wide = sbmm.SharedBottom(X, towers(), bottom=(32, 8))
+    strategy = Uncertainty()
+    opt, history = run_objects(wide, strategy)
+    before = snapshot(wide, strategy, opt, history)
+    with pytest.raises(ValueError, match=f"{named(saved)} does not fit"):
+        restore_run(saved, wide, opt, strategy, history)
+    assert same(before, snapshot(wide, strategy, opt, history))
+
+
+def test_a_load_that_fails_after_the_checks_is_undone(saved, monkeypatch):
+    net, strategy = model(seed=3), Uncertainty()
+    opt, history = run_objects(net, strategy)
+    before = snapshot(net, strategy, opt, history)
+    load, calls = opt.load_state_dict, []
+
+    def fail_once(state):  # the model and the weighting are loaded by then
+        calls.append(state)
+        if len(calls) == 1:
+            raise RuntimeError("disk gone")
+        load(state)
+
+    monkeypatch.setattr(opt, "load_state_dict", fail_once)
+    undone = f"{named(saved)} could not be restored.*disk gone"
+    with pytest.raises(ValueError, match=undone):
+        restore_run(saved, net, opt, strategy, history)
+    assert len(calls) == 2  # the optimiser's own state was put back too
+    assert same(before, snapshot(net, strategy, opt, history))
+    saved_log_var = sbmm.load_checkpoint(saved)["weighting"]["log_var"]
+    assert not torch.equal(saved_log_var, strategy.log_var)  # loading would change it
+
+
+def test_restore_run_loads_a_fitting_checkpoint(saved):
+    net, strategy = model(seed=3), Uncertainty()
+    opt, history = run_objects(net, strategy)
+    state = sbmm.load_checkpoint(saved)
+    assert restore_run(saved, net, opt, strategy, history) == (2, None)
+    assert same(state["model"], net.state_dict())
+    assert history.train_loss == state["history"]["train_loss"]
+    assert torch.equal(strategy.log_var.detach(), state["weighting"]["log_var"])
+
+
+def test_resuming_with_validation_data_the_checkpoint_lacks_is_refused(tmp_path):
+    path = tmp_path / "run.pt"
+    sbmm.fit(model(), DATA, epochs=1, progress=False, checkpoint=path)
+    refused = f"{named(path)}: its history's valid_loss is for \\[\\]"
+    with pytest.raises(ValueError, match=refused):
+        sbmm.fit(model(), DATA, DATA, epochs=2, progress=False, checkpoint=path,
+                 resume=True)

@@ -1,13 +1,21 @@
 """`python -m sbmm.train CONFIG.toml`: a run from a config file, no notebook."""
 
 import json
+import os
+import re
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 
 import pytest
 import torch
 
-from sbmm.train.config import load_run
+import sbmm
+from sbmm.train.__main__ import main
+from sbmm.train.config import architectures, load_run, strategies
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CONFIG = """
 [data]
@@ -36,21 +44,29 @@ batch_size = 64
 lr = 0.003
 seed = 0
 weighting = "{weighting}"
-checkpoint = "{checkpoint}"
+checkpoint = "run.pt"
 """
 
 
-def write(tmp_path, architecture="SharedBottom", options="{ bottom = [32, 16] }", weighting="Static"):
+def write(tmp_path, architecture="SharedBottom", options="{ bottom = [32, 16] }",
+          weighting="Static"):
+    """CONFIG with these choices, written to tmp_path/run.toml; returns its path."""
     path = tmp_path / "run.toml"
-    path.write_text(CONFIG.format(architecture=architecture, options=options, weighting=weighting,
-                                  checkpoint=tmp_path / "run.pt"))
+    path.write_text(CONFIG.format(architecture=architecture, options=options,
+                                  weighting=weighting))
     return path
 
 
 def test_a_config_trains_and_reports_test_metrics(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "sbmm.train", str(write(tmp_path))], capture_output=True,
-                            text=True, timeout=300, env={"TQDM_DISABLE": "1", **__import__("os").environ})
+    elsewhere = tmp_path / "elsewhere"  # the run starts here; its checkpoint must not
+    elsewhere.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "sbmm.train", str(write(tmp_path))], capture_output=True,
+        text=True, timeout=300, env={"TQDM_DISABLE": "1", **os.environ}, cwd=elsewhere,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
+    assert f"checkpoint: {tmp_path / 'run.pt'}" in result.stdout
+    assert not any(elsewhere.iterdir())
     assert result.stdout.count("validation loss") == 8
     metrics = json.loads(result.stdout[result.stdout.index("{"):])["test"]
     run = load_run(write(tmp_path))
@@ -72,13 +88,85 @@ def test_the_seed_fixes_the_initial_weights_too(tmp_path):
 
 
 @pytest.mark.parametrize("change, message", [
-    (("SharedBottom", "Transformer"), "architecture"),
-    (('weighting = "Static"', 'weighting = "Magic"'), "weighting"),
+    (("SharedBottom", "Transformer"),
+     "architecture must be one of MMoE, PLE, SharedBottom, SingleTask"),
+    (('weighting = "Static"', 'weighting = "Magic"'),
+     "weighting must be one of .*PCGrad, Static"),
     (("correlated_tasks", "imagenet"), "simulator"),
-    (("lr = 0.003", "learning_rate = 0.003"), "unknown keys.*learning_rate"),
+    (("lr = 0.003", "learning_rate = 0.003"),
+     r"\[train\] has unknown keys \['learning_rate'\]; known: epochs"),
+    (("[train]", "[trian]"),
+     r"\[trian\] is not a known section; known: data, model, towers, train"),
+    (("n = 4000", "size = 4000"),
+     r"\[data\] has unknown keys \['size'\]; known: simulator, n, seed"),
+    (("p = 0.9", "rho = 0.9"),
+     r"\[data\] knobs of the correlated_tasks simulator has unknown keys \['rho'\]; "
+     r"known: p, d, m, c, noise"),
+    (("architecture =", "architcture ="),
+     r"\[model\] has unknown keys \['architcture'\]; known: architecture, options"),
+    (("bottom = [32, 16]", "bottom = [32, 16], n_experts = 4"),
+     r"\[model\] option 'n_experts' is not taken by SharedBottom; its options: bottom"),
+    (('name = "a"\nhidden', 'name = "a"\nhiden'),
+     r"\[\[towers\]\] 'a' has unknown keys \['hiden'\]; "
+     r"known: name, objectives, hidden, weight"),
+    (('name = "y1", kind', 'name = "y1", knd'),
+     r"\[\[towers\]\] 'a' objective 'y1' has unknown keys \['knd'\]; "
+     r"known: name, kind"),
+    (('"y1", kind = "regression"', '"y1", kind = "regresion"'),
+     r"\[\[towers\]\] 'a': objective 'y1': kind must be 'binary' or 'regression'"),
+    (('{ name = "y2", kind', '{ kind'),
+     r"\[\[towers\]\] 'b': each objective needs a name"),
 ])
-def test_bad_configs_raise_naming_the_problem(tmp_path, change, message):
+def test_bad_configs_raise_naming_the_file_section_and_key(tmp_path, change, message):
     path = write(tmp_path)
-    path.write_text(path.read_text().replace(*change))
-    with pytest.raises(ValueError, match=message):
+    text = path.read_text()
+    assert change[0] in text  # the change applies
+    path.write_text(text.replace(*change))
+    with pytest.raises(ValueError, match=f"^{re.escape(str(path))}: .*{message}"):
         load_run(path)
+
+
+def test_a_bad_config_stops_the_command_before_training(tmp_path, capsys):
+    path = write(tmp_path)
+    path.write_text(path.read_text().replace("[train]", "[trian]"))
+    with pytest.raises(SystemExit) as exited:
+        main([str(path)])
+    assert exited.value.code == 2
+    assert f"{path}: [trian] is not a known section" in capsys.readouterr().err
+    assert not (tmp_path / "run.pt").exists()
+
+
+def test_the_registries_list_every_architecture_and_strategy():
+    assert {"SharedBottom", "SingleTask", "MMoE", "PLE"} <= set(architectures())
+    assert {"Static", "Uncertainty", "GradNorm", "DWA", "PCGrad"} <= set(strategies())
+    assert "MultiTaskModel" not in architectures() and "Weighting" not in strategies()
+
+
+class OneLayer(sbmm.SharedBottom):
+    """An architecture added after the config code: a shared bottom of one layer."""
+
+    def __init__(self, features, towers, width: int = 8):
+        super().__init__(features, towers, bottom=(width,))
+
+
+class Halved(sbmm.weighting.Static):
+    """A strategy added after the config code."""
+
+
+def test_a_new_architecture_or_strategy_needs_no_registration(tmp_path, monkeypatch):
+    monkeypatch.setattr(sbmm.models, "OneLayer", OneLayer, raising=False)
+    monkeypatch.setattr(sbmm.weighting, "Halved", Halved, raising=False)
+    run = load_run(write(tmp_path, "OneLayer", "{ width = 12 }", "Halved"))
+    assert type(run.model) is OneLayer and run.model.bottom[0].out_features == 12
+    assert type(run.fit_options["weighting"]) is Halved
+    refused = "option 'bottom' is not taken by OneLayer; its options: width"
+    with pytest.raises(ValueError, match=refused):
+        load_run(write(tmp_path, "OneLayer", "{ bottom = [12] }"))
+
+
+def test_a_relative_checkpoint_is_taken_from_the_config_folder(tmp_path):
+    assert load_run(write(tmp_path)).fit_options["checkpoint"] == tmp_path / "run.pt"
+    example = tomllib.loads((ROOT / "configs" / "feed.toml").read_text())["train"]
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    # configs/feed.toml checkpoints into configs/runs/, which git ignores
+    assert Path(example["checkpoint"]).parts[0] == "runs" and "runs/" in ignored

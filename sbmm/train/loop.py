@@ -28,7 +28,7 @@ from ..profile import default_device, seed_everything
 from ..validation import is_count, is_number
 from ..weighting import Static, Weighting
 from . import distributed
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, restore_run, save_checkpoint
 
 __all__ = ["History", "StepCallback", "fit", "evaluate", "predict", "EVAL_BATCH_SIZE"]
 
@@ -327,8 +327,6 @@ def _restore(
     """Load the checkpoint at `path` onto `device` into the run's objects, all or nothing
     (see `restore_run`); return the number of epochs it had finished and the best epoch's
     weights (None unless the run keeps them)."""
-    from .checkpoint import restore_run
-
     return restore_run(load_checkpoint(path, device), model, opt, weighting, history)
 
 
