@@ -4,10 +4,11 @@ Data flows as: Batch (features, labels, truth) → inputs (embeddings + pooling,
 {objective: prediction} → per-objective losses (masks, sample weights) → weighted total → optimiser.
 """
 
-from . import data, diagnostics, plot, weighting
+from . import anchors, data, diagnostics, plot, weighting
+from .anchors import AnchorTable, anchor_table, gap_closed
 from .claims import check
 from .compare import Comparison, compare
-from .data import Batch
+from .data import Batch, TruthSpec
 from .inputs import Categorical, Dense, InputLayer, MultiCategorical
 from .metrics import objective_metrics
 from .models import MMoE, PLE, MultiTaskModel, SharedBottom, SingleTask
@@ -25,6 +26,10 @@ from .seed import SharedBottomMultiTaskModel
 from .train import History, evaluate, fit, load_checkpoint, predict, save_checkpoint
 
 __all__ = [
+    "AnchorTable",
+    "TruthSpec",
+    "anchor_table",
+    "gap_closed",
     "Batch",
     "Categorical",
     "Comparison",

@@ -2,13 +2,24 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
+from scipy import integrate
+from scipy.special import expit
 
 import sbmm
-from sbmm.data import FeedConfig, FeedSimulator
+from sbmm.anchors import anchor_table
+from sbmm.data import FeedConfig, FeedSimulator, Latent, TruthSpec
 
 N = 200_000
+TRUTH = [  # the noisy truth's columns
+    "p_stay",
+    "stay_time_given_stay",
+    "p_click",
+    "play_time_given_click",
+    "p_like_given_click",
+]
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +108,7 @@ def test_columns_have_compact_dtypes_and_shapes(data):
     for table in (data.labels, data.truth):
         assert all(v.dtype == torch.float32 and v.shape == (N,) for v in table.values())
     assert set(data.labels) == {"stay", "stay_time", "click", "play_time", "like"}
-    assert set(data.truth) == {
-        "p_stay", "stay_time_given_stay", "p_click", "play_time_given_click", "p_like_given_click"
-    }
+    assert set(data.truth) == set(TRUTH) | {"attainable_" + name for name in TRUTH}
 
 
 def test_tags_are_distinct_padded_sets_of_one_or_more(data):
@@ -203,3 +212,173 @@ def test_config_validates_on_its_own_and_simulate_checks_its_arguments():
         FeedSimulator().simulate(0)
     with pytest.raises(TypeError, match="seed"):
         FeedSimulator().simulate(10, seed=1.5)
+
+
+# Float64 sums of every column of FeedSimulator().simulate(2_000, seed=11), recorded
+# before the attainable truth was added (the change was also checked bit for bit, on
+# four worlds). A changed draw, formula or draw order moves a sum far beyond the
+# tolerance, which allows for a last-bit difference of exp between platforms.
+FINGERPRINT = {
+    "features": {
+        "user_id": 2011210.0,
+        "item_id": 979130.0,
+        "author_id": 48119.0,
+        "category": 12900.0,
+        "tags": 154105.0,
+        "age": 4191.0,
+        "gender": 728.0,
+        "city_tier": 4245.0,
+        "duration": 17.18517163931392,
+        "popularity": 909.2367313415161,
+        "activity": 868.2709872566629,
+    },
+    "labels": {
+        "stay": 822.0,
+        "stay_time": 2274.021651700139,
+        "click": 168.0,
+        "play_time": 4101.324253082275,
+        "like": 12.0,
+    },
+    "truth": {
+        "p_stay": 821.386813621968,
+        "stay_time_given_stay": 4977.929846256971,
+        "p_click": 183.8052728932871,
+        "play_time_given_click": 41846.72807058692,
+        "p_like_given_click": 131.34126274925075,
+    },
+}
+
+
+def test_columns_that_existed_keep_their_values():
+    data = FeedSimulator().simulate(2_000, seed=11)
+    for part, sums in FINGERPRINT.items():
+        for name, expected in sums.items():
+            value = float(getattr(data, part)[name].double().sum())
+            assert value == pytest.approx(expected, rel=1e-7, abs=1e-9), (part, name)
+
+
+def test_truth_specs_pair_each_label_with_its_columns_and_parent(data):
+    specs = data.truth_specs
+    assert list(specs) == list(data.labels)
+    for label, spec in specs.items():
+        assert isinstance(spec, TruthSpec) and spec.label == label
+        assert {spec.truth, spec.attainable} <= set(data.truth)
+        assert spec.attainable == "attainable_" + spec.truth
+        assert spec.kind == ("regression" if label.endswith("_time") else "binary")
+    parents = {k: s.parent for k, s in specs.items() if s.parent}
+    assert parents == {"stay_time": "stay", "play_time": "click", "like": "click"}
+    assert specs["like"].truth == "p_like_given_click"
+    assert torch.equal(specs["like"].rows(data.batch), data.labels["click"] > 0)
+    assert specs["click"].rows(data.batch).all()
+    with pytest.raises(TypeError):
+        specs["new"] = specs["like"]  # read-only
+
+
+def test_attainable_columns_are_probabilities_and_means_like_the_truth(data):
+    t = data.truth
+    for name in ("p_stay", "p_click", "p_like_given_click"):
+        assert ((t["attainable_" + name] > 0) & (t["attainable_" + name] < 1)).all()
+    assert (t["attainable_p_click"] <= t["attainable_p_stay"]).all()
+    for name in ("stay_time_given_stay", "play_time_given_click"):
+        assert (t["attainable_" + name] > 0).all()
+    # Over the impressions the noise averages out too: the two truths share their means.
+    for name in TRUTH:
+        noisy, attainable = t[name].double(), t["attainable_" + name].double()
+        se = float((noisy - attainable).std()) / math.sqrt(N)
+        assert abs(float(noisy.mean() - attainable.mean())) < 4 * se, name
+
+
+def test_without_noise_the_attainable_truth_is_the_truth():
+    t = FeedSimulator(noise=0.0).simulate(2_000, seed=0).truth
+    for name in TRUTH:
+        torch.testing.assert_close(t["attainable_" + name], t[name], rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("noise", [0.5, 1.5])
+def test_attainable_truth_is_the_truth_averaged_over_the_noise(noise):
+    # The same impressions (so the same latent logits), with the noise redrawn K times.
+    n, draws = 200, 4_000
+    simulator = FeedSimulator(noise=noise)
+    data = simulator.simulate(n, seed=0)
+    f = data.features
+    latent = simulator.latent(f["user_id"], f["item_id"], seed=0)
+    attainable = latent.attainable(noise)  # each (n,)
+    attainable["p_click"] = attainable["p_stay"] * attainable["p_click_given_stay"]
+    for name in TRUTH:  # the simulator's columns are these values
+        column = torch.from_numpy(attainable[name].astype(np.float32))
+        assert torch.equal(data.truth["attainable_" + name], column), name
+
+    eps = noise * np.random.default_rng(1).standard_normal((5, draws, n))
+    truth = latent.truth(eps)  # each (K, n)
+    truth["p_click"] = truth["p_stay"] * truth["p_click_given_stay"]
+    plug_in = latent.truth(np.zeros(5))  # ε = 0: σ(z) for E[σ(z + ε)], a wrong answer
+    plug_in["p_click"] = plug_in["p_stay"] * plug_in["p_click_given_stay"]
+    for name, value in truth.items():
+        mean, se = value.mean(0), value.std(0) / math.sqrt(draws)  # (n,) each
+        z = np.abs(mean - attainable[name]) / se
+        assert z.max() < 5, f"{name}: Monte Carlo mean off by {z.max():.1f} SE"
+        z_plug_in = np.abs(mean - plug_in[name]) / se
+        assert z_plug_in.max() > 10, f"{name}: too few draws to see the noise matter"
+
+
+@pytest.mark.parametrize("noise", [0.5, 2.0, 5.0, 10.0])
+def test_quadrature_matches_adaptive_integration(noise):
+    z = np.linspace(-9.0, 6.0, 16)
+    latent = Latent(z, z, z, np.zeros_like(z), z, np.ones_like(z))
+
+    def density(e: float) -> float:
+        return math.exp(-0.5 * (e / noise) ** 2) / (noise * math.sqrt(2 * math.pi))
+
+    expected = [
+        integrate.quad(
+            lambda e: expit(zi + e) * density(e),
+            -14 * noise,
+            14 * noise,
+            points=[-zi],
+            epsabs=1e-13,
+            limit=500,
+        )[0]
+        for zi in z
+    ]
+    attainable = latent.attainable(noise)
+    np.testing.assert_allclose(attainable["p_stay"], expected, rtol=0, atol=1e-7)
+    stay_time = attainable["stay_time_given_stay"]
+    np.testing.assert_allclose(stay_time, 2 * math.exp(noise**2 / 2))
+
+
+def test_latent_checks_the_ids():
+    simulator = FeedSimulator(n_users=10, n_items=5)
+    assert simulator.latent([0, 9], [4, 0]).stay.shape == (2,)
+    with pytest.raises(ValueError, match="item_id"):
+        simulator.latent([0, 1], [0, 5])
+    with pytest.raises(ValueError, match="one length"):
+        simulator.latent([0, 1], [0])
+    with pytest.raises(TypeError, match="seed"):
+        simulator.latent([0], [0], seed="0")
+
+
+def test_a_trained_model_does_not_beat_the_attainable_truth():
+    # A small world (each user and item seen often), so that a briefly trained model
+    # closes most of the gap from the constant to the attainable AUC; it stays below it.
+    # The standard error of an AUC a over at least m positives and m negatives is at
+    # most sqrt(a(1 − a) / m) (Bamber, 1975).
+    torch.set_num_threads(1)
+    data = FeedSimulator(n_users=200, n_items=100).simulate(200_000, seed=0)
+    towers = [
+        sbmm.Tower("discovery", [sbmm.Objective("stay"), sbmm.Objective("click")]),
+        sbmm.Tower("video", [sbmm.Objective("like", mask="click")]),
+    ]
+    sbmm.seed_everything(0)
+    model = sbmm.SharedBottom(data.feature_specs, towers)
+    fit = dict(epochs=2, batch_size=2_048, lr=1e-2, seed=0, progress=False)
+    sbmm.fit(model, data.train, **fit)
+    test = data.test
+    table = anchor_table(sbmm.predict(model, test), test, data.truth_specs)
+    for name in ("stay", "click", "like"):
+        row = table[name, "auc"]
+        y = test.labels[name][data.truth_specs[name].rows(test)]
+        m = min(float(y.sum()), float((1 - y).sum()))
+        se = sum(math.sqrt(a * (1 - a) / m) for a in (row.model, row.attainable))
+        assert row.model < row.attainable + 3 * se, row
+        assert row.attainable < row.truth, "the noisy truth knows the noise"
+        assert row.share > 0.5, f"{name}: the model learned little; a vacuous check"

@@ -5,13 +5,19 @@ import math
 import pytest
 import torch
 
-from sbmm.data import Batch, correlated_tasks, label_correlation
+from sbmm.data import (
+    CORRELATED_TASKS_TRUTH_SPECS,
+    Batch,
+    correlated_tasks,
+    label_correlation,
+)
 
 
 def test_shapes_dtypes_and_names():
     batch = correlated_tasks(300, 0.5, d=7)
     assert isinstance(batch, Batch) and len(batch) == 300
-    assert set(batch.features) == {"x"} and set(batch.labels) == set(batch.truth) == {"y1", "y2"}
+    assert set(batch.features) == {"x"} and set(batch.labels) == {"y1", "y2"}
+    assert set(batch.truth) == {"y1", "y2", "attainable_y1", "attainable_y2"}
     assert batch.features["x"].shape == (300, 7) and batch.features["x"].dtype == torch.float32
     for table in (batch.labels, batch.truth):
         assert all(v.shape == (300,) and v.dtype == torch.float32 for v in table.values())
@@ -23,6 +29,16 @@ def test_same_seed_same_data_other_seed_other_data():
         for name, value in getattr(a, part).items():
             assert torch.equal(value, getattr(b, part)[name]), name
             assert not torch.equal(value, getattr(other, part)[name]), name
+
+
+def test_the_truth_is_attainable_and_the_specs_say_so():
+    batch = correlated_tasks(500, 0.3, seed=0)
+    assert list(CORRELATED_TASKS_TRUTH_SPECS) == ["y1", "y2"]
+    for label, spec in CORRELATED_TASKS_TRUTH_SPECS.items():
+        assert (spec.label, spec.truth, spec.parent) == (label, label, None)
+        assert spec.kind == "regression"
+        assert torch.equal(batch.truth[spec.attainable], batch.truth[spec.truth])
+        assert spec.rows(batch).all()
 
 
 def test_a_sweep_over_p_changes_only_the_second_task():

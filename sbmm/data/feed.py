@@ -70,19 +70,49 @@ Columns (one row per impression):
     truth     p_stay, p_click, p_like_given_click, stay_time_given_stay, play_time_given_click
                                                float32 (N,), defined for every impression, including
                                                the counterfactual ones (a like never given the chance)
+              attainable_ + each truth column  float32 (N,) the same, given the features
+
+The attainable truth. The features fix the user and the item, hence every latent
+attribute: they leave ε alone unexplained. So the best any model of the features can
+predict is each quantity with ε integrated out (ε ~ N(0, noise²), independent across
+the lines):
+
+    attainable_p_stay                = E[σ(stay logit + ε)]      (by quadrature)
+    attainable_p_click               = attainable_p_stay · E[σ(click logit + ε)]
+    attainable_p_like_given_click    = E[σ(like logit + ε)]
+    attainable_stay_time_given_stay  = 2 s · exp(0.3·appeal + noise²/2)   (lognormal)
+    attainable_play_time_given_click = duration · E[σ(watch logit + ε)]
+
+Against the labels, the noisy truth beats it (it knows ε); no model can.
+`FeedData.truth_specs` pairs each label with its two truth columns and its parent (like
+is scored among clicks); `FeedSimulator.latent` gives the noise-free logits of any
+(user, item) pairs of a world.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
+from typing import Mapping
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
+from scipy.special import roots_hermitenorm
+from torch import Tensor
 
 from ..inputs import Categorical, Dense, Feature, MultiCategorical
 from .batch import Batch
+from .truth import ATTAINABLE_PREFIX, TruthSpec, truth_specs
 
-__all__ = ["FeedConfig", "FeedData", "FeedSimulator", "feed_features"]
+__all__ = [
+    "FEED_TRUTH_SPECS",
+    "FeedConfig",
+    "FeedData",
+    "FeedSimulator",
+    "Latent",
+    "feed_features",
+]
 
 AGE_SHARES = (0.10, 0.30, 0.22, 0.20, 0.10, 0.05, 0.03)  # buckets <18, 18-24, 25-29, 30-39, 40-49, 50-59, 60+
 GENDER_SHARES = (0.65, 0.35)  # female, male
@@ -90,6 +120,28 @@ CITY_TIER_SHARES = (0.15, 0.20, 0.25, 0.20, 0.20)  # tier 1, new tier 1, tier 2,
 INT16_MAX = 2**15 - 1
 ITEM_EFFECT_STD = 0.5  # std of an item's genuine appeal and of its quality (the taste terms have std 1)
 GENUINE_STD = float(np.sqrt(1 + ITEM_EFFECT_STD**2))  # std of the genuine part of appeal and quality
+STAY_TIME_SCALE = 2.0  # seconds: the stay-time mean at appeal 0 and ε = 0
+FEED_TRUTH_SPECS = truth_specs(  # each label, its truth columns, and the label it needs
+    TruthSpec("stay", "p_stay", "attainable_p_stay"),
+    TruthSpec(
+        "stay_time",
+        "stay_time_given_stay",
+        "attainable_stay_time_given_stay",
+        parent="stay",
+        kind="regression",
+    ),
+    TruthSpec("click", "p_click", "attainable_p_click"),
+    TruthSpec(
+        "play_time",
+        "play_time_given_click",
+        "attainable_play_time_given_click",
+        parent="click",
+        kind="regression",
+    ),
+    TruthSpec(
+        "like", "p_like_given_click", "attainable_p_like_given_click", parent="click"
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -193,6 +245,11 @@ class FeedData:
     def truth(self) -> dict[str, torch.Tensor]:
         return self.batch.truth
 
+    @property
+    def truth_specs(self) -> Mapping[str, TruthSpec]:
+        """{label: TruthSpec}: each label's truth and attainable columns, and parent."""
+        return FEED_TRUTH_SPECS
+
     def __len__(self) -> int:
         return len(self.batch)
 
@@ -201,12 +258,91 @@ class FeedData:
         return replace(self, **{k: getattr(self, k).to(device) for k in ("batch", "train", "valid", "test")})
 
 
+def _check_seed(seed: int) -> None:
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+
+
 def _zscore(x: np.ndarray) -> np.ndarray:
     return (x - x.mean()) / max(float(x.std()), 1e-12)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1 / (1 + np.exp(-x))
+
+
+def _expected_sigmoid(z: np.ndarray, noise: float) -> np.ndarray:
+    """E[σ(z + ε)] for ε ~ N(0, noise²), elementwise over the logits `z` (any shape), by
+    Gauss–Hermite quadrature, accurate to 1e-7. σ has poles at ±iπ, which come closer to
+    the real axis, on the scale of ε, as the noise grows: hence 16 + 8·noise² nodes."""
+    n_nodes = 16 + math.ceil(8 * noise**2)
+    nodes, weights = roots_hermitenorm(n_nodes)  # for the weight function exp(−x²/2)
+    weights = weights / math.sqrt(2 * math.pi)  # a N(0, 1) expectation: they sum to 1
+    mean = np.zeros_like(z)
+    for node, weight in zip(nodes, weights):
+        if weight > 1e-18:  # nodes far in the tails contribute nothing
+            mean += weight * _sigmoid(z + noise * node)
+    return mean
+
+
+@dataclass(frozen=True, eq=False)
+class Latent:
+    """What the features of N impressions determine: each logit and log-mean before its
+    noise ε. float64 (N,) each:
+
+    stay, click, like, watch: the logits of stay, of click among stays, of like among
+               clicks and of the fraction of the video watched;
+    stay_time: the log of the stay-time mean, in units of STAY_TIME_SCALE;
+    duration:  the video's length in seconds.
+    """
+
+    stay: np.ndarray
+    click: np.ndarray
+    like: np.ndarray
+    stay_time: np.ndarray
+    watch: np.ndarray
+    duration: np.ndarray
+
+    def truth(self, eps: np.ndarray) -> dict[str, np.ndarray]:
+        """The truth given the noise `eps` (5, ...) of the stay, click, like, stay-time
+        and watch lines, eps[k] broadcasting against (N,): {"p_stay",
+        "p_click_given_stay", "p_like_given_click", "stay_time_given_stay",
+        "play_time_given_click"}, each of the broadcast shape."""
+        return {
+            "p_stay": _sigmoid(self.stay + eps[0]),
+            "p_click_given_stay": _sigmoid(self.click + eps[1]),
+            "p_like_given_click": _sigmoid(self.like + eps[2]),
+            "stay_time_given_stay": STAY_TIME_SCALE * np.exp(self.stay_time + eps[3]),
+            "play_time_given_click": self.duration * _sigmoid(self.watch + eps[4]),
+        }
+
+    def attainable(self, noise: float) -> dict[str, np.ndarray]:
+        """The attainable truth: `truth(eps)`'s keys, each its expectation (N,) over
+        independent ε ~ N(0, noise²); in closed form for the lognormal stay time, by
+        quadrature otherwise."""
+        mean = lambda z: _expected_sigmoid(z, noise)  # noqa: E731
+        stay_time = STAY_TIME_SCALE * np.exp(self.stay_time + noise**2 / 2)  # lognormal
+        return {
+            "p_stay": mean(self.stay),
+            "p_click_given_stay": mean(self.click),
+            "p_like_given_click": mean(self.like),
+            "stay_time_given_stay": stay_time,
+            "play_time_given_click": self.duration * mean(self.watch),
+        }
+
+
+def _truth_columns(truth: dict[str, np.ndarray], prefix: str = "") -> dict[str, Tensor]:
+    """The batch's truth columns (N,) float32, each name prefixed with `prefix`, from a
+    `Latent.truth` or `Latent.attainable` dict."""
+    values = {
+        "p_stay": truth["p_stay"],
+        "stay_time_given_stay": truth["stay_time_given_stay"],
+        "p_click": truth["p_stay"] * truth["p_click_given_stay"],  # click ⇒ stay
+        "play_time_given_click": truth["play_time_given_click"],
+        "p_like_given_click": truth["p_like_given_click"],
+    }
+    f32 = lambda v: torch.from_numpy(v.astype(np.float32))  # noqa: E731
+    return {prefix + k: f32(v) for k, v in values.items()}
 
 
 class FeedSimulator:
@@ -228,13 +364,34 @@ class FeedSimulator:
         train / valid / test by `config.split` (shuffled with `seed`)."""
         if not isinstance(n_impressions, int) or isinstance(n_impressions, bool) or n_impressions < 1:
             raise ValueError(f"n_impressions must be an integer >= 1, got {n_impressions!r}")
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+        _check_seed(seed)
         rng = np.random.default_rng(seed)
         users, items = self._users(rng), self._items(rng)
         batch = self._impressions(rng, users, items, n_impressions)
         train, valid, test = batch.split(self.config.split, seed=seed)
         return FeedData(batch, train, valid, test, feed_features(self.config), self.config, seed)
+
+    def latent(self, user_id: ArrayLike, item_id: ArrayLike, seed: int = 0) -> Latent:
+        """The noise-free logits of the impressions (user_id[n], item_id[n]), ids (N,),
+        in the world that `simulate(·, seed)` draws. ``.attainable(config.noise)`` of
+        the result is their attainable truth, ``.truth(eps)`` their truth for a noise
+        draw `eps` (5, N)."""
+        _check_seed(seed)
+        u, i = np.asarray(user_id, dtype=np.int64), np.asarray(item_id, dtype=np.int64)
+        if u.ndim != 1 or u.shape != i.shape:
+            raise ValueError(
+                "user_id and item_id must be 1-d and of one length, "
+                f"got {u.shape}, {i.shape}"
+            )
+        c = self.config
+        for name, ids, vocab in (("user_id", u, c.n_users), ("item_id", i, c.n_items)):
+            if ids.size and not (0 <= ids.min() and ids.max() < vocab):
+                raise ValueError(
+                    f"{name} must lie in [0, {vocab}), got [{ids.min()}, {ids.max()}]"
+                )
+        rng = np.random.default_rng(seed)
+        users, items = self._users(rng), self._items(rng)
+        return self._latent(users, items, u, i)
 
     def _users(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """The user table: attributes, activity, and the click and quality tastes (n_users, latent_dim)."""
@@ -320,15 +477,9 @@ class FeedSimulator:
             "popularity": _zscore(click_appeal + 0.5 * click_appeal.std() * rng.standard_normal(n)),
         }
 
-    def _impressions(self, rng: np.random.Generator, users: dict, items: dict, n: int) -> Batch:
-        """Draw `n` impressions, their truth, and labels sampled from that truth."""
+    def _latent(self, users: dict, items: dict, u: np.ndarray, i: np.ndarray) -> Latent:
+        """The Latent of the impressions of users `u` (N,) and items `i` (N,)."""
         c = self.config
-        user_weight = np.exp(0.5 * users["activity"])  # active users scroll more
-        item_weight = np.exp(0.5 * items["popularity"])  # the recommender favours popular items
-        u = rng.choice(c.n_users, n, p=user_weight / user_weight.sum())  # (N,)
-        i = rng.choice(c.n_items, n, p=item_weight / item_weight.sum())  # (N,)
-        eps = c.noise * rng.standard_normal((5, n))  # (5, N): the unexplained part of each logit
-
         vector = items["vector"][i]  # (N, k)
         scale = 1 / np.sqrt(c.latent_dim)  # makes each taste term's variance 1
         shrink = 1 / np.sqrt(1 + c.clickbait**2)  # keeps the spread of appeal and quality fixed
@@ -337,18 +488,32 @@ class FeedSimulator:
         quality_term = scale * np.einsum("nk,nk->n", users["quality_taste"][u], vector)  # (N,)
         appeal = shrink * (click_term + items["appeal"][i] + bait)
         quality = shrink * (quality_term + items["quality"][i] - bait)
+        return Latent(
+            stay=c.stay_bias + 0.5 * appeal + users["stay_effect"][u],
+            click=c.click_bias + appeal,
+            like=c.like_bias + quality + users["like_effect"][u],
+            stay_time=0.3 * appeal,
+            watch=c.watch_bias + 0.8 * quality - 0.5 * items["duration_feature"][i],
+            duration=items["duration"][i],
+        )
 
-        p_stay = _sigmoid(c.stay_bias + 0.5 * appeal + users["stay_effect"][u] + eps[0])
-        p_click_given_stay = _sigmoid(c.click_bias + appeal + eps[1])
-        p_like = _sigmoid(c.like_bias + quality + users["like_effect"][u] + eps[2])
-        stay_time_mean = 2.0 * np.exp(0.3 * appeal + eps[3])
-        duration = items["duration"][i]
-        watched = _sigmoid(c.watch_bias + 0.8 * quality - 0.5 * items["duration_feature"][i] + eps[4])
-        play_time_mean = duration * watched
+    def _impressions(self, rng: np.random.Generator, users: dict, items: dict, n: int) -> Batch:
+        """Draw `n` impressions, their truth (noisy and attainable), and labels drawn
+        from the noisy truth."""
+        c = self.config
+        user_weight = np.exp(0.5 * users["activity"])  # active users scroll more
+        item_weight = np.exp(0.5 * items["popularity"])  # the recommender favours popular items
+        u = rng.choice(c.n_users, n, p=user_weight / user_weight.sum())  # (N,)
+        i = rng.choice(c.n_items, n, p=item_weight / item_weight.sum())  # (N,)
+        eps = c.noise * rng.standard_normal((5, n))  # (5, N): the unexplained part of each logit
+        latent = self._latent(users, items, u, i)
+        noisy = latent.truth(eps)  # each (N,)
 
-        stay = rng.random(n) < p_stay
-        click = stay & (rng.random(n) < p_click_given_stay)
-        like = click & (rng.random(n) < p_like)
+        stay = rng.random(n) < noisy["p_stay"]
+        click = stay & (rng.random(n) < noisy["p_click_given_stay"])
+        like = click & (rng.random(n) < noisy["p_like_given_click"])
+        stay_time_mean = noisy["stay_time_given_stay"]
+        play_time_mean = noisy["play_time_given_click"]
         stay_time = np.where(stay, self._lognormal(rng, stay_time_mean, c.stay_time_sigma), 0.0)
         play_time = np.where(click, self._lognormal(rng, play_time_mean, c.play_time_sigma), 0.0)
 
@@ -374,13 +539,8 @@ class FeedSimulator:
             "play_time": f32(play_time),
             "like": f32(like),
         }
-        truth = {
-            "p_stay": f32(p_stay),
-            "stay_time_given_stay": f32(stay_time_mean),
-            "p_click": f32(p_stay * p_click_given_stay),
-            "play_time_given_click": f32(play_time_mean),
-            "p_like_given_click": f32(p_like),
-        }
+        attainable = _truth_columns(latent.attainable(c.noise), ATTAINABLE_PREFIX)
+        truth = {**_truth_columns(noisy), **attainable}
         return Batch(features, labels, truth)
 
     @staticmethod

@@ -19,6 +19,11 @@ odd functions, so for some draws even p = −1 gives positively correlated label
 
 For a sweep over p, keep `seed` fixed: u1, u2, α, β, x and the noise are then the same draws at every p,
 and p alone changes.
+
+The truth f_k(x) = E[y_k | x] is a function of the features alone, so the attainable
+truth (the best any model of x can predict) is the truth itself. The batch holds it
+under both names, "y1" and "attainable_y1", and `CORRELATED_TASKS_TRUTH_SPECS` pairs
+each label with them, as every simulator does.
 """
 
 from __future__ import annotations
@@ -28,8 +33,14 @@ import math
 import torch
 
 from .batch import Batch
+from .truth import ATTAINABLE_PREFIX, TruthSpec, truth_specs
 
-__all__ = ["correlated_tasks", "label_correlation"]
+__all__ = ["CORRELATED_TASKS_TRUTH_SPECS", "correlated_tasks", "label_correlation"]
+
+CORRELATED_TASKS_TRUTH_SPECS = truth_specs(  # the truth is E[y | x]: it is attainable
+    TruthSpec("y1", "y1", "attainable_y1", kind="regression"),
+    TruthSpec("y2", "y2", "attainable_y2", kind="regression"),
+)
 
 
 def correlated_tasks(
@@ -50,7 +61,8 @@ def correlated_tasks(
 
     Returns a Batch with features {"x": (n, d) float32}, labels {"y1", "y2": (n,) float32}, and truth
     {"y1", "y2": (n,) float32}: the noise-free targets f1(x), f2(x), i.e. E[y_k | x], under the labels'
-    own names.
+    own names, and again as "attainable_y1", "attainable_y2" (the same tensors: x leaves
+    only the noise unexplained). `CORRELATED_TASKS_TRUTH_SPECS` declares them.
     """
     for name, value in (("n", n), ("d", d), ("m", m)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -75,10 +87,11 @@ def correlated_tasks(
     z = x @ w.float()  # (n, 2): w_kᵀx
     f = z + torch.sin(z[:, :, None] * alpha.float() + beta.float()).sum(dim=2)  # (n, 2)
     y = f + noise * torch.randn(n, 2, generator=g)  # (n, 2)
+    truth = {"y1": f[:, 0].contiguous(), "y2": f[:, 1].contiguous()}
     return Batch(
         features={"x": x},
         labels={"y1": y[:, 0].contiguous(), "y2": y[:, 1].contiguous()},
-        truth={"y1": f[:, 0].contiguous(), "y2": f[:, 1].contiguous()},
+        truth={**truth, **{ATTAINABLE_PREFIX + k: v for k, v in truth.items()}},
     )
 
 

@@ -1,0 +1,252 @@
+"""Anchors: a model's score beside the scores that give it a meaning.
+
+An AUC of 0.70 is poor where the features allow 0.90, and near the ceiling where they
+allow 0.71. On a simulator's test set, each objective's score sits among three anchors,
+all against the same observed labels, on the same rows:
+
+    constant    the best constant: the base rate (binary) or the mean label of the rows
+    attainable  the attainable truth, the label's expectation given the features: the
+                best any model of the features can do (on a finite test set, up to
+                sampling error)
+    truth       the noisy truth: it also knows the per-impression noise that no feature
+                explains, so it scores above the ceiling; no model closes that last gap
+
+and the share of the attainable gap closed,
+
+    (model − constant) / (attainable − constant):
+
+0 for the constant, 1 for a model that predicts the attainable truth. Binary objectives
+get AUC and log loss, regression ones RMSE; a label with a parent (like, among clicks)
+is scored on the rows where its parent label is 1.
+
+Use::
+
+    test = data.test
+    table = sbmm.anchor_table(sbmm.predict(model, test), test, data.truth_specs)
+    table                              # a table in a notebook; print(table) as text
+    table["like", "auc"].share         # one row
+    sbmm.gap_closed(prediction["like"], test, data.truth_specs["like"])
+
+Predictions are keyed by the label they score: rename or rescale others first (for a
+model of the stay time in units of 3 s, ``{"stay_time": 3 * prediction["stay_u"]}``).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass, fields
+from typing import Iterable, Iterator, Mapping
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike
+from sklearn.metrics import log_loss, mean_squared_error, roc_auc_score
+from torch import Tensor
+
+from .data.batch import Batch
+from .data.truth import TruthSpec
+
+__all__ = ["Anchor", "AnchorTable", "anchor_table", "gap_closed"]
+
+METRICS = {"binary": ("auc", "logloss"), "regression": ("rmse",)}  # first: the default
+Specs = Mapping[str, TruthSpec] | Iterable[TruthSpec]
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """One objective's score under one metric, beside its anchors.
+
+    metric:   "auc" (higher is better), "logloss" or "rmse" (lower is better).
+    n:        the rows scored.
+    constant, model, attainable, truth: the metric of the best constant, of the model,
+              of the attainable truth and of the noisy truth, against the labels of
+              those rows; NaN where undefined (no rows, or an AUC over one class).
+    """
+
+    objective: str
+    metric: str
+    n: int
+    constant: float
+    model: float
+    attainable: float
+    truth: float
+
+    @property
+    def share(self) -> float:
+        """(model − constant) / (attainable − constant): the share of the attainable gap
+        closed; NaN when the attainable truth does no better than the constant."""
+        gap = self.attainable - self.constant
+        return (self.model - self.constant) / gap if gap != 0 else math.nan
+
+
+@dataclass(frozen=True)
+class AnchorTable:
+    """Anchor rows, one per objective and metric; ``table[objective, metric]`` is a row.
+
+    Prints as a text table (`str`) and as an HTML table in a notebook.
+    """
+
+    rows: tuple[Anchor, ...]
+
+    def __getitem__(self, key: tuple[str, str]) -> Anchor:
+        for row in self.rows:
+            if (row.objective, row.metric) == key:
+                return row
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[Anchor]:
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def _cells(self) -> tuple[list[str], list[list[str]]]:
+        """The header and, per row, its cells as text."""
+        header = [f.name for f in fields(Anchor)] + ["gap closed"]
+        body = [
+            [row.objective, row.metric, f"{row.n:,}"]
+            + [f"{v:.4f}" for v in (row.constant, row.model, row.attainable, row.truth)]
+            + [f"{row.share:.1%}"]
+            for row in self.rows
+        ]
+        return header, body
+
+    def __str__(self) -> str:
+        header, body = self._cells()
+        widths = [max(len(r[k]) for r in (header, *body)) for k in range(len(header))]
+        line = lambda cells: "  ".join(  # noqa: E731 (text left, numbers right)
+            c.ljust(w) if k < 2 else c.rjust(w)
+            for k, (c, w) in enumerate(zip(cells, widths))
+        )
+        return "\n".join(line(r) for r in (header, *body))
+
+    def _repr_html_(self) -> str:
+        header, body = self._cells()
+        align = lambda k: "left" if k < 2 else "right"  # noqa: E731
+        cell = lambda tag, k, c: (  # noqa: E731
+            f'<{tag} style="text-align:{align(k)}">{html.escape(c)}</{tag}>'
+        )
+        head = "".join(cell("th", k, c) for k, c in enumerate(header))
+        rows = "".join(
+            "<tr>" + "".join(cell("td", k, c) for k, c in enumerate(r)) + "</tr>"
+            for r in body
+        )
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def anchor_table(
+    predictions: Mapping[str, Tensor | ArrayLike], batch: Batch, specs: Specs
+) -> AnchorTable:
+    """The anchors of every objective of `predictions`, on `batch` (a test set).
+
+    predictions: {objective: (N,) logits (binary) or values (regression)}, as
+                 `sbmm.predict` returns them, keyed by the label each scores;
+                 N = len(batch).
+    batch:       the labels, and the truth and attainable columns of each spec.
+    specs:       {label: TruthSpec} (`FeedData.truth_specs`), or TruthSpecs.
+    Returns an AnchorTable: per objective, rows "auc" and "logloss" (binary) or "rmse".
+    Raises ValueError naming an objective without a spec, a missing column, a bad shape.
+    """
+    by_label = _by_label(specs)
+    rows = []
+    for objective, prediction in predictions.items():
+        if objective not in by_label:
+            declared = sorted(by_label)
+            raise ValueError(
+                f"unknown objective {objective!r}: the truth specs declare {declared}"
+            )
+        spec = by_label[objective]
+        rows += _anchors(objective, prediction, batch, spec, METRICS[spec.kind])
+    return AnchorTable(tuple(rows))
+
+
+def gap_closed(
+    prediction: Tensor | ArrayLike,
+    batch: Batch,
+    spec: TruthSpec,
+    metric: str | None = None,
+) -> float:
+    """The share of the attainable gap that `prediction` (N,) (logits or values)
+    closes on the label of `spec` over `batch`, under `metric`: "auc" (the default) or
+    "logloss" for a binary label, "rmse" for a regression one. 0: no better than the
+    constant; 1: as good as the attainable truth."""
+    if not isinstance(spec, TruthSpec):
+        raise TypeError(f"spec must be a TruthSpec, got {type(spec).__name__}")
+    allowed = METRICS[spec.kind]
+    metric = allowed[0] if metric is None else metric
+    if metric not in allowed:
+        raise ValueError(
+            f"metric {metric!r} does not score a {spec.kind} label; "
+            f"use one of {allowed}"
+        )
+    return _anchors(spec.label, prediction, batch, spec, (metric,))[0].share
+
+
+def _by_label(specs: Specs) -> dict[str, TruthSpec]:
+    values = list(specs.values() if isinstance(specs, Mapping) else specs)
+    for spec in values:
+        if not isinstance(spec, TruthSpec):
+            raise TypeError(f"specs must be TruthSpecs, got {type(spec).__name__}")
+    return {spec.label: spec for spec in values}
+
+
+def _anchors(
+    objective: str,
+    prediction: Tensor | ArrayLike,
+    batch: Batch,
+    spec: TruthSpec,
+    metrics: tuple[str, ...],
+) -> list[Anchor]:
+    """The Anchor of `objective` under each of `metrics`, on the rows `spec` scores."""
+    needed = [("label", batch.labels, spec.label), ("truth", batch.truth, spec.truth)]
+    needed += [("truth", batch.truth, spec.attainable)]
+    needed += [("label", batch.labels, spec.parent)] if spec.parent is not None else []
+    for part, table, name in needed:
+        if name not in table:
+            raise ValueError(
+                f"objective {objective!r}: the batch has no {part} column {name!r}"
+            )
+    score = torch.as_tensor(prediction).detach().double().cpu()
+    if score.shape != (len(batch),):
+        raise ValueError(
+            f"objective {objective!r}: prediction of shape {tuple(score.shape)} for a "
+            f"batch of {len(batch)} rows; expected ({len(batch)},)"
+        )
+    if not torch.isfinite(score).all():
+        raise ValueError(
+            f"objective {objective!r}: prediction holds NaN or infinite values"
+        )
+
+    rows = spec.rows(batch).cpu()
+    column = lambda t: t.detach().double().cpu()[rows].numpy()  # noqa: E731 (N,) → (n,)
+    y = column(batch.labels[spec.label])
+    if spec.kind == "binary":
+        score = torch.sigmoid(score)  # logits → probabilities
+    n = len(y)
+    scores = {  # (n,) each; the best constant is the base rate, or the mean label
+        "constant": np.full(n, y.mean() if n else math.nan),
+        "model": score[rows].numpy(),
+        "attainable": column(batch.truth[spec.attainable]),
+        "truth": column(batch.truth[spec.truth]),
+    }
+    return [
+        Anchor(
+            objective,
+            metric,
+            n,
+            **{k: _metric(metric, y, s) for k, s in scores.items()},
+        )
+        for metric in metrics
+    ]
+
+
+def _metric(metric: str, y: np.ndarray, score: np.ndarray) -> float:
+    """`metric` of the scores (n,) (probabilities or values) against labels y (n,)."""
+    if len(y) == 0 or (metric == "auc" and len(np.unique(y)) < 2):
+        return math.nan
+    if metric == "auc":
+        return float(roc_auc_score(y, score))
+    if metric == "logloss":
+        return float(log_loss(y, score, labels=[0, 1]))
+    return math.sqrt(mean_squared_error(y, score))
