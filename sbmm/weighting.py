@@ -24,7 +24,6 @@ Strategies: `Static` (the declared weights, or given ones), `Uncertainty` (Kenda
 
 from __future__ import annotations
 
-import math
 from typing import Mapping
 
 import torch
@@ -32,6 +31,7 @@ from torch import Tensor, nn
 
 from .models.base import MultiTaskModel
 from .losses import declared_weights, weighted_sum
+from .validation import check_number
 
 __all__ = ["Weighting", "Static", "Uncertainty", "GradNorm", "DWA", "PCGrad"]
 
@@ -110,8 +110,7 @@ class Static(Weighting):
     def __init__(self, weights: Mapping[str, float] | None = None):
         self.given = dict(weights or {})
         for name, w in self.given.items():
-            if not (isinstance(w, (int, float)) and 0 <= w < math.inf):
-                raise ValueError(f"Static: the weight of objective {name!r} must be a finite number >= 0, got {w!r}")
+            check_number(f"Static: the weight of objective {name!r}", w)
 
     def bind(self, model: MultiTaskModel) -> None:
         super().bind(model)
@@ -161,8 +160,7 @@ class DWA(Weighting):
     STATE = ("history", "lambdas")
 
     def __init__(self, temperature: float = 2.0):
-        if not (temperature > 0 and math.isfinite(temperature)):
-            raise ValueError(f"DWA: temperature must be a finite number > 0, got {temperature!r}")
+        check_number("DWA: temperature", temperature, strict=True)
         self.temperature = temperature
 
     def bind(self, model: MultiTaskModel) -> None:
@@ -200,8 +198,7 @@ class GradNorm(Weighting):
     takes_gradients = True
 
     def __init__(self, alpha: float = 1.5):
-        if not (alpha >= 0 and math.isfinite(alpha)):
-            raise ValueError(f"GradNorm: alpha must be a finite number >= 0, got {alpha!r}")
+        check_number("GradNorm: alpha", alpha)
         self.alpha = alpha
 
     def bind(self, model: MultiTaskModel) -> None:
