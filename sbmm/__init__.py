@@ -23,7 +23,16 @@ from .objectives import Objective, Tower, admitted
 from .sample_weights import SampleWeight
 from .profile import PROFILES, Profile, default_device, profile, seed_everything, use_profile
 from .seed import SharedBottomMultiTaskModel
-from .train import History, evaluate, fit, load_checkpoint, predict, save_checkpoint
+from .train import (
+    History,
+    Replicas,
+    evaluate,
+    fit,
+    fit_replicas,
+    load_checkpoint,
+    predict,
+    save_checkpoint,
+)
 
 __all__ = [
     "AnchorTable",
@@ -42,6 +51,7 @@ __all__ = [
     "Objective",
     "PLE",
     "PROFILES",
+    "Replicas",
     "admitted",
     "Profile",
     "SampleWeight",
@@ -55,6 +65,7 @@ __all__ = [
     "default_device",
     "evaluate",
     "fit",
+    "fit_replicas",
     "load_checkpoint",
     "multitask_loss",
     "objective_loss",

@@ -5,5 +5,16 @@
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .loop import History, StepCallback, evaluate, fit, predict
+from .replicas import Replicas, fit_replicas
 
-__all__ = ["History", "StepCallback", "evaluate", "fit", "load_checkpoint", "predict", "save_checkpoint"]
+__all__ = [
+    "History",
+    "Replicas",
+    "StepCallback",
+    "evaluate",
+    "fit",
+    "fit_replicas",
+    "load_checkpoint",
+    "predict",
+    "save_checkpoint",
+]

@@ -1,0 +1,365 @@
+"""Many seeds for the price of few: `fit_replicas` trains one replica of a model per
+seed, all K of them in one vectorised pass.
+
+Replica k is the run
+
+    sbmm.seed_everything(k); model = build(); sbmm.fit(model, train, valid, seed=k, ...)
+
+to float rounding: the same initial weights, the same batches in the same order (one
+generator per replica draws what `fit`'s global generator would), the same Adam. The
+K models' parameters are stacked into (K, ...) tensors (torch.func.stack_module_state);
+each step gathers every replica's own batch, (K, B, ...), runs the model and the
+library's losses under `torch.func.vmap` over parameters and batch, and backpropagates
+the sum of the K totals once: replicas share no parameter, so each gets its own
+gradient. Adam is elementwise, so one Adam over the stacked parameters is K Adams.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call, stack_module_state, vmap
+from tqdm import tqdm
+
+from ..data.batch import Batch
+from ..inputs import InputLayer
+from ..losses import objective_losses
+from ..models.base import MultiTaskModel
+from ..profile import default_device, seed_everything
+from ..weighting import Static, Weighting
+from .loop import (
+    TOTAL,
+    History,
+    _check_data,
+    _check_model,
+    _check_options,
+    _copy_state,
+    _evaluate,
+    _progress_enabled,
+)
+
+__all__ = ["Replicas", "fit_replicas"]
+
+# (params, buffers, features, labels), each {name: (K, ...)} → {objective: (K,) loss}
+BatchedLosses = Callable[..., dict[str, Tensor]]
+
+
+@dataclass
+class Replicas:
+    """What `fit_replicas` trained: per seed, the model and its `History`.
+
+    models:    ordinary sbmm models holding the trained weights, on the training device.
+    histories: as `fit` records them; `seconds` is the epoch's time for all K replicas.
+    seeds:     the seeds, in the order of `models` and `histories`.
+
+    Iterating yields (seed, model, history) triples.
+    """
+
+    models: list[MultiTaskModel]
+    histories: list[History]
+    seeds: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def __iter__(self) -> Iterator[tuple[int, MultiTaskModel, History]]:
+        return iter(zip(self.seeds, self.models, self.histories))
+
+
+def fit_replicas(
+    build: Callable[[], MultiTaskModel],
+    train: Batch,
+    valid: Batch | None = None,
+    *,
+    seeds: Sequence[int],
+    epochs: int = 10,
+    batch_size: int = 1024,
+    lr: float = 1e-3,
+    weighting: Weighting | None = None,
+    keep_best: bool = False,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+) -> Replicas:
+    """Train one replica of `build()` per seed in one vectorised pass.
+
+    build:     a function of no arguments that returns a new, untrained sbmm model; it
+               is called once per seed, right after `seed_everything(seed)`, and must
+               return one architecture every time (declare features and towers outside).
+    seeds:     distinct ints; replica k trains as `fit(model, ..., seed=seeds[k])` does.
+    epochs, batch_size, lr, keep_best, device, progress: as in `fit`, with Adam(lr).
+    weighting: `Static()` by default, or a strategy whose gradient is that of
+               Σ_o w_o L_o under its `weights()` (`DWA`); each replica gets a copy.
+               Strategies that take gradients themselves or learn parameters
+               (`Uncertainty`, `GradNorm`, `PCGrad`) are refused: train them with `fit`.
+
+    Returns the `Replicas`: per seed, the trained model and its `History`.
+
+    Everything is checked before the first step (TypeError or ValueError). Raises
+    FloatingPointError, naming the seed and the loss, when a replica's epoch loss is NaN
+    or inf; the models then hold their weights from before that epoch. vmap refuses
+    random layers (dropout); sbmm's models have none. One process, not under torchrun.
+    """
+    seeds = _check_seeds(seeds)
+    _check_options(epochs, batch_size, lr, "fp32", keep_best, valid, False, None)
+    weighting = weighting if weighting is not None else Static()
+    if not isinstance(weighting, Weighting):
+        kind = type(weighting).__name__
+        raise TypeError(f"weighting must be an sbmm.weighting strategy, got {kind}")
+    if type(weighting).backward is not Weighting.backward:
+        raise ValueError(_refusal(weighting, "computes its own gradients"))
+    if not callable(build):
+        raise TypeError(f"build must be a function that builds a model, got {build!r}")
+    models = _build(build, seeds)
+    train = _check_data("train", train, models[0])
+    if valid is not None:
+        valid = _check_data("valid", valid, models[0])
+
+    device = torch.device(device) if device is not None else default_device()
+    for model in models:
+        model.to(device)
+    # Training never sees a simulator's truth; both data sets move to the device once.
+    train = Batch(train.features, train.labels).to(device)
+    if valid is not None:
+        valid = Batch(valid.features, valid.labels).to(device)
+    strategies = [copy.deepcopy(weighting) for _ in seeds]
+    for strategy, model in zip(strategies, models):
+        strategy.bind(model)
+        if strategy.parameters():
+            raise ValueError(_refusal(weighting, "learns parameters of its own"))
+    params, buffers = stack_module_state(models)  # {name: (K, ...)}, leaves
+    # The fused kernel: `fit`'s Adam update to float rounding, in one pass over the
+    # K-fold parameters instead of a dozen.
+    opt = torch.optim.Adam(params.values(), lr=lr, fused=device.type in ("cpu", "cuda"))
+    losses_of = _batched_losses(models[0])
+    names = [TOTAL, *(o.name for o in models[0].objectives)]
+    histories = [History({k: [] for k in names}) for _ in seeds]
+    for history in histories:
+        history.valid_loss = {k: [] for k in names} if valid is not None else {}
+        history.weights = {k: [] for k in names[1:]}
+    best: list[dict[str, Tensor] | None] = [None] * len(seeds)  # kept weights
+    # One generator per replica, seeded as `fit(seed=k)` seeds the global one.
+    generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+
+    show = _progress_enabled(progress)
+    desc = f"epochs of {len(seeds)} replicas"
+    for epoch in tqdm(range(epochs), desc=desc, disable=not show):
+        start = time.perf_counter()
+        weights = torch.tensor(
+            [[s.weights()[name] for name in names[1:]] for s in strategies],
+            device=device,
+        )  # (K, n_objectives)
+        epoch_loss = _train_epoch(
+            losses_of, params, buffers, opt, weights, train, batch_size, generators
+        )  # K × [total, each objective's loss]
+        seconds = time.perf_counter() - start
+        for seed, values in zip(seeds, epoch_loss):
+            for name, value in zip(names, values):
+                if not math.isfinite(value):
+                    raise FloatingPointError(
+                        f"seed {seed}, epoch {epoch + 1}: the loss of {name!r} is "
+                        f"{value}; the models hold the weights from before that epoch. "
+                        "Lower the learning rate or check the data"
+                    )
+        _load(models, params)
+        for k, (model, strategy, history) in enumerate(
+            zip(models, strategies, histories)
+        ):
+            history.seconds.append(seconds)
+            for name, value in zip(names, epoch_loss[k]):
+                history.train_loss[name].append(value)
+            strategy.end_epoch(dict(zip(names[1:], epoch_loss[k][1:])))
+            for name, w in strategy.weights().items():
+                history.weights[name].append(w)
+            if valid is not None:
+                lowest = _validate(model, strategy, valid, history)
+                if keep_best and lowest:
+                    history.best_epoch = epoch + 1
+                    best[k] = _copy_state(model)
+    if keep_best:
+        for model, state in zip(models, best):
+            model.load_state_dict(state)
+    return Replicas(models, histories, seeds)
+
+
+def _train_epoch(
+    losses_of: BatchedLosses,
+    params: dict[str, Tensor],
+    buffers: dict[str, Tensor],
+    opt: torch.optim.Optimizer,
+    weights: Tensor,
+    train: Batch,
+    batch_size: int,
+    generators: Sequence[torch.Generator],
+) -> list[list[float]]:
+    """One pass of every replica over `train`, each in its own random order, under the
+    (K, n_objectives) `weights`. Returns, per replica, the mean over the steps of the
+    weighted total and of each objective's loss (kept on the device until then)."""
+    n, device = len(train), weights.device
+    orders = torch.stack(
+        [torch.randperm(n, generator=g, device=device) for g in generators]
+    )  # (K, n)
+    per_step = []  # per step: (K, 1 + n_objectives), on the device
+    for i in range(0, n, batch_size):
+        rows = orders[:, i : i + batch_size]  # (K, B)
+        features = _gather(train.features, rows)  # {name: (K, B, ...)}
+        labels = _gather(train.labels, rows)
+        losses = losses_of(params, buffers, features, labels)  # {objective: (K,)}
+        # Σ_o w_o L_o, added in declaration order as `fit`'s `weighted_sum` does: (K,)
+        total = sum(w * loss for w, loss in zip(weights.unbind(1), losses.values()))
+        opt.zero_grad(set_to_none=True)
+        total.sum().backward()  # replicas share no parameter: each gets its gradient
+        opt.step()
+        per_step.append(torch.stack([total, *losses.values()], 1).detach().float())
+    return torch.stack(per_step).mean(0).tolist()  # (K, 1 + n_objectives)
+
+
+def _validate(
+    model: MultiTaskModel, strategy: Weighting, valid: Batch, history: History
+) -> bool:
+    """Append `model`'s validation losses ("total" under `strategy`) and metrics to
+    `history`; return whether this total is the lowest so far."""
+    losses, metrics = _evaluate(model, valid)
+    losses = {TOTAL: strategy.total(losses), **losses}
+    for name, values in history.valid_loss.items():
+        values.append(float(losses[name]))
+    history.valid_metrics.append(metrics)
+    totals = history.valid_loss[TOTAL]
+    return history.best_epoch is None or totals[-1] < totals[history.best_epoch - 1]
+
+
+def _refusal(weighting: Weighting, why: str) -> str:
+    return (
+        f"fit_replicas cannot batch the {type(weighting).__name__} weighting: it {why}."
+        " "
+        "Use a strategy whose gradient is that of Σ_o w_o L_o (Static, DWA), or train "
+        "each seed with sbmm.fit"
+    )
+
+
+def _check_seeds(seeds: Sequence[int]) -> tuple[int, ...]:
+    """`seeds` as a tuple; a TypeError or ValueError unless they are distinct ints."""
+    if isinstance(seeds, (int, str, bytes)) or not isinstance(seeds, Sequence):
+        raise TypeError(f"seeds must be a sequence of ints, got {seeds!r}")
+    seeds = tuple(seeds)
+    if not seeds:
+        raise ValueError("seeds is empty: give one seed per replica")
+    for s in seeds:
+        if not isinstance(s, int) or isinstance(s, bool):
+            raise TypeError(f"seeds must be ints, got {s!r}")
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise ValueError(f"seeds must be distinct; repeated: {repeated}")
+    return seeds
+
+
+def _build(
+    build: Callable[[], MultiTaskModel], seeds: tuple[int, ...]
+) -> list[MultiTaskModel]:
+    """One model per seed, each built right after `seed_everything(seed)`; a TypeError
+    or ValueError unless they are distinct sbmm models of one architecture."""
+    models = []
+    for seed in seeds:
+        seed_everything(seed)
+        models.append(_check_model(build()))
+    if len({id(m) for m in models}) < len(models):
+        raise ValueError("build returned the same model twice: it must build a new one")
+    first = _architecture(models[0])
+    for seed, model in zip(seeds[1:], models[1:]):
+        if _architecture(model) != first:
+            raise ValueError(
+                f"build() after seed {seed} returned a model unlike the one after seed "
+                f"{seeds[0]} (class, parameter shapes, features or towers differ): "
+                "replicas need one architecture, declared once, outside build"
+            )
+    return models
+
+
+def _architecture(model: MultiTaskModel) -> tuple:
+    """What replicas share: class, declarations, each tensor's name, shape and dtype."""
+    tensors = [*model.named_parameters(), *model.named_buffers()]
+    inputs = [layer for layer in model.modules() if isinstance(layer, InputLayer)]
+    return (
+        type(model),
+        model.tower_specs,
+        tuple(layer.features for layer in inputs),
+        tuple((name, t.shape, t.dtype, t.requires_grad) for name, t in tensors),
+    )
+
+
+def _gather(table: Mapping[str, Tensor], rows: Tensor) -> dict[str, Tensor]:
+    """Each replica's rows of every column: {name: (N, ...)}, (K, B) rows →
+    {name: (K, B, ...)}."""
+    flat = rows.reshape(-1)  # (K·B,)
+    return {
+        k: v.index_select(0, flat).unflatten(0, rows.shape) for k, v in table.items()
+    }
+
+
+def _load(models: Sequence[MultiTaskModel], params: Mapping[str, Tensor]) -> None:
+    """Copy replica k's slice of the stacked (K, ...) parameters into models[k]."""
+    with torch.no_grad():
+        for k, model in enumerate(models):
+            for name, p in model.named_parameters():
+                p.copy_(params[name][k])
+
+
+def _batched_losses(model: MultiTaskModel) -> BatchedLosses:
+    """Every objective's loss for K replicas of `model` at once: a copy of `model` and
+    `objective_losses` under vmap, over stacked parameters, buffers and batches."""
+    template = _vmappable(model)
+    towers = model.tower_specs
+
+    def one(params, buffers, features, labels):  # one replica: (B, ...) → {o: ()}
+        predictions = functional_call(template, (params, buffers), (features,))
+        batch = Batch._trusted(features, labels, {})  # cut from checked data
+        return objective_losses(towers, predictions, batch)
+
+    return vmap(one)
+
+
+def _vmappable(model: MultiTaskModel) -> MultiTaskModel:
+    """A copy of `model` whose forward pass runs under vmap. Its input layers check no
+    id ranges (reading a batched tensor back fails; the data sets were checked once, as
+    for an accelerator) and pool multi-valued features by a lookup and a masked sum
+    (`nn.EmbeddingBag` has no batching rule)."""
+    template = copy.deepcopy(model)
+    for layer in template.modules():
+        if isinstance(layer, InputLayer):
+            layer.__class__ = _BatchedInputLayer
+            for name, embedding in layer.embeddings.items():
+                if isinstance(embedding, nn.EmbeddingBag):
+                    layer.embeddings[name] = _Pooling(embedding)
+    return template
+
+
+class _BatchedInputLayer(InputLayer):
+    """An `InputLayer` that never checks id ranges in its forward pass."""
+
+    @staticmethod
+    def _checks_here(x: Tensor) -> bool:
+        return False
+
+
+class _Pooling(nn.Module):
+    """`nn.EmbeddingBag(mode="mean" or "sum", padding_idx=p)` as a lookup and a masked
+    sum, which vmap batches: (B, L) ids → (B, dim). The parameter keeps its name."""
+
+    def __init__(self, bag: nn.EmbeddingBag):
+        super().__init__()
+        self.weight = bag.weight
+        self.mode, self.padding_idx = bag.mode, bag.padding_idx
+
+    def forward(self, ids: Tensor) -> Tensor:
+        keep = (ids != self.padding_idx).unsqueeze(-1)  # (B, L, 1)
+        rows = F.embedding(ids, self.weight, self.padding_idx)  # (B, L, dim)
+        pooled = torch.where(keep, rows, 0.0).sum(1)  # (B, dim)
+        if self.mode == "sum":
+            return pooled
+        return pooled / keep.sum(1).clamp_min(1)  # (B, dim); an empty bag pools to 0
