@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 import sbmm
 from sbmm.data import FeedSimulator
-from sbmm.seed import SharedBottomMultiTaskModel, train_seed
+from sbmm.book.article import SharedBottomMultiTaskModel, train_seed
 
 TOWERS = [
     sbmm.Tower("scene1", [sbmm.Objective("stay"), sbmm.Objective("stay_time", "regression", given="stay"),

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 import sbmm
-from sbmm.seed import SharedBottomMultiTaskModel, as_shared_bottom, train_seed
+from sbmm.book.article import SharedBottomMultiTaskModel, as_shared_bottom, train_seed
 
 
 def hand_loop(model: SharedBottomMultiTaskModel, X, y1, y2, epochs: int, batch_size: int) -> None:

@@ -4,9 +4,16 @@ Data flows as: Batch (features, labels, truth) → inputs (embeddings + pooling,
 {objective: prediction} → per-objective losses (masks, sample weights) → weighted total → optimiser.
 """
 
-from . import anchors, data, diagnostics, plot, weighting
+from . import anchors, book, data, diagnostics, plot, weighting
 from .anchors import AnchorTable, anchor_table, gap_closed
-from .claims import check
+from .book import (
+    PROFILES,
+    Profile,
+    SharedBottomMultiTaskModel,
+    check,
+    profile,
+    use_profile,
+)
 from .compare import Comparison, compare
 from .data import Batch, TruthSpec
 from .inputs import Categorical, Dense, InputLayer, MultiCategorical
@@ -21,8 +28,7 @@ from .losses import (
 )
 from .objectives import Objective, Tower, admitted
 from .sample_weights import SampleWeight
-from .profile import PROFILES, Profile, default_device, profile, seed_everything, use_profile
-from .seed import SharedBottomMultiTaskModel
+from .runtime import default_device, seed_everything
 from .train import (
     History,
     Replicas,

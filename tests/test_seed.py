@@ -1,7 +1,7 @@
 import torch
 
 import sbmm
-from sbmm.seed import as_shared_bottom, train_seed
+from sbmm.book.article import as_shared_bottom, train_seed
 
 
 def test_seed_model_has_the_articles_layers_and_4565_parameters():

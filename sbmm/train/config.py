@@ -32,7 +32,7 @@ from .. import models, weighting
 from ..data import Batch, FeedConfig, FeedSimulator, correlated_tasks
 from ..inputs import Dense
 from ..objectives import Objective, Tower
-from ..profile import seed_everything
+from ..runtime import seed_everything
 
 __all__ = ["Run", "architectures", "load_run", "strategies"]
 

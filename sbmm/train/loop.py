@@ -24,7 +24,7 @@ from ..data.batch import Batch
 from ..losses import Across, check_labels, objective_losses
 from ..metrics import objective_metrics
 from ..models.base import MultiTaskModel
-from ..profile import default_device, seed_everything
+from ..runtime import default_device, seed_everything
 from ..validation import is_count, is_number
 from ..weighting import Static, Weighting
 from . import distributed

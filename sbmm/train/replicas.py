@@ -32,7 +32,7 @@ from ..data.batch import Batch
 from ..inputs import InputLayer
 from ..losses import objective_losses
 from ..models.base import MultiTaskModel
-from ..profile import default_device, seed_everything
+from ..runtime import default_device, seed_everything
 from ..weighting import Static, Weighting
 from .loop import (
     TOTAL,

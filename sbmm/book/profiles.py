@@ -1,4 +1,4 @@
-"""Profiles (how big a chapter's experiments are), seeding, and the device.
+"""Profiles: how big a chapter's experiments are.
 
 `SBMM_PROFILE` unset (or "default") gives sizes that run a chapter on a laptop CPU in a few minutes;
 `SBMM_PROFILE=full` gives GPU-sized data, epochs and seeds. A profile changes sizes, never the code path.
@@ -8,13 +8,11 @@ A chapter starts with `P = sbmm.use_profile()`: the profile, with its CPU thread
 from __future__ import annotations
 
 import os
-import random
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
-__all__ = ["Profile", "PROFILES", "profile", "use_profile", "seed_everything", "default_device"]
+__all__ = ["Profile", "PROFILES", "profile", "use_profile"]
 
 
 @dataclass(frozen=True)
@@ -49,17 +47,3 @@ def use_profile() -> Profile:
     if chosen.threads is not None:
         torch.set_num_threads(chosen.threads)
     return chosen
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and PyTorch's (CPU and CUDA) random generators with `seed`."""
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def default_device() -> torch.device:
-    """CUDA when a GPU is visible, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

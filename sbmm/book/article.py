@@ -12,9 +12,9 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from .inputs import Dense
-from .models.shared_bottom import SharedBottom
-from .objectives import Objective, Tower
+from ..inputs import Dense
+from ..models.shared_bottom import SharedBottom
+from ..objectives import Objective, Tower
 
 __all__ = ["SharedBottomMultiTaskModel", "train_seed", "as_shared_bottom"]
 

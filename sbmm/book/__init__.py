@@ -1,0 +1,17 @@
+"""What the book needs and a library user does not: the claims its prose makes, the
+profiles that size its experiments, and the seed article's model, kept as published."""
+
+from .article import SharedBottomMultiTaskModel, as_shared_bottom, train_seed
+from .claims import check
+from .profiles import PROFILES, Profile, profile, use_profile
+
+__all__ = [
+    "PROFILES",
+    "Profile",
+    "SharedBottomMultiTaskModel",
+    "as_shared_bottom",
+    "check",
+    "profile",
+    "train_seed",
+    "use_profile",
+]
