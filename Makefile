@@ -12,6 +12,14 @@ STAMP  := $(VENV)/.installed
 NOTEBOOKS := $(wildcard book/*.ipynb)
 # Progress bars are for people: stored outputs and nbval runs are made without them.
 export TQDM_DISABLE := 1
+# The same digits on any x86 CPU: PyTorch's portable kernels instead of the AVX2 / AVX-512 ones
+# this CPU offers, and MKL's conditional numerical reproducibility. The stored outputs are made
+# this way and nbval re-executes them this way (measured: no slower for the book's small models).
+export ATEN_CPU_CAPABILITY := default
+export MKL_CBWR := COMPATIBLE
+# The book's own runs hold its prose to its numbers: a claim that does not hold fails the run
+# (a reader's session only warns; see sbmm/book/claims.py).
+export SBMM_STRICT_CLAIMS := 1
 
 .PHONY: install book test unit nbval notebooks bench clean
 

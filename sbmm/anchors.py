@@ -80,7 +80,7 @@ class Anchor:
         return (self.model - self.constant) / gap if gap != 0 else math.nan
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class AnchorTable:
     """Anchor rows, one per objective and metric; ``table[objective, metric]`` is a row.
 
@@ -120,6 +120,8 @@ class AnchorTable:
             for k, (c, w) in enumerate(zip(cells, widths))
         )
         return "\n".join(line(r) for r in (header, *body))
+
+    __repr__ = __str__  # a notebook's plain-text view: the table, at 4 decimals
 
     def _repr_html_(self) -> str:
         header, body = self._cells()

@@ -1,6 +1,7 @@
 import pytest
 
 import sbmm
+from sbmm.book.claims import STRICT_ENV, ClaimWarning
 
 
 def test_check_prints_a_claim_that_holds(capsys):
@@ -8,8 +9,16 @@ def test_check_prints_a_claim_that_holds(capsys):
     assert capsys.readouterr().out == "✓ one is less than two\n"
 
 
-def test_check_raises_quoting_a_claim_that_fails():
+def test_in_the_books_own_runs_a_false_claim_raises_quoting_it(monkeypatch):
+    monkeypatch.setenv(STRICT_ENV, "1")
     with pytest.raises(AssertionError, match="claim does not hold: pigs fly"):
         sbmm.check(False, "pigs fly")
     with pytest.raises(TypeError):
         sbmm.check(True, "")
+
+
+def test_in_a_readers_session_a_false_claim_warns_and_the_chapter_goes_on(monkeypatch, capsys):
+    monkeypatch.delenv(STRICT_ENV, raising=False)
+    with pytest.warns(ClaimWarning, match="pigs fly"):
+        sbmm.check(False, "pigs fly")
+    assert capsys.readouterr().out == "✗ pigs fly\n"

@@ -45,7 +45,7 @@ TOWERS = [
         weight=0.5,
     ),
 ]
-SIMULATOR = FeedSimulator(n_users=200, n_items=100, n_authors=20)
+SIMULATOR = FeedSimulator(n_users=200, n_items=100, n_authors=20, latent_dim=8)
 FEATURES = feed_features(SIMULATOR.config, id_dim=4, content_dim=4, attribute_dim=2)
 ARCHITECTURES = {
     "SharedBottom": lambda: sbmm.SharedBottom(FEATURES, TOWERS, bottom=(16, 8)),
