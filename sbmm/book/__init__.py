@@ -3,9 +3,10 @@ profiles that size its experiments, and the seed article's model, kept as publis
 
 from .article import SharedBottomMultiTaskModel, as_shared_bottom, train_seed
 from .claims import check
-from .profiles import PROFILES, Profile, profile, use_profile
+from .profiles import FIRST_WORLD, PROFILES, Profile, profile, use_profile
 
 __all__ = [
+    "FIRST_WORLD",
     "PROFILES",
     "Profile",
     "SharedBottomMultiTaskModel",
