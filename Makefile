@@ -2,6 +2,7 @@
 # make test       install what is needed, run the library tests, nbval over every chapter, and a -W book build
 # make notebooks  re-execute every chapter in place, storing the outputs of the current profile
 # make bench      the throughput benchmarks
+# make browser-check  open every page of the built book in headless Chromium (tests/browser_check.py)
 #
 # Everything runs in a virtual environment, .venv, made and filled from requirements.txt on first use.
 
@@ -21,7 +22,7 @@ export MKL_CBWR := COMPATIBLE
 # (a reader's session only warns; see sbmm/book/claims.py).
 export SBMM_STRICT_CLAIMS := 1
 
-.PHONY: install book test unit nbval notebooks bench clean
+.PHONY: install book test unit nbval notebooks bench browser-check clean
 
 install: $(STAMP)
 
@@ -55,6 +56,18 @@ notebooks: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/throughput.py
+
+# Debian's chromium, installed with apt-get (as root, or through sudo) where it is missing.
+CHROMIUM := /usr/bin/chromium
+SUDO     := $(if $(filter 0,$(shell id -u)),,sudo)
+
+$(CHROMIUM):
+	$(SUDO) apt-get update
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+
+# `make book` first: Sphinx rebuilds only what changed since the last build.
+browser-check: book $(CHROMIUM)
+	$(PY) tests/browser_check.py
 
 clean:
 	rm -rf _build

@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -46,14 +47,61 @@ def test_notebook_is_committed_with_outputs(path):
     assert counts == list(range(1, len(code) + 1)), f"{path.name} was not run top to bottom in one kernel: {counts}"
 
 
-@pytest.mark.book
-def test_book_builds_without_a_warning(tmp_path):
+@pytest.fixture(scope="module")
+def built_book(tmp_path_factory) -> Path:
+    """Build the book once, with warnings as errors, and return its HTML folder."""
+    out = tmp_path_factory.mktemp("book")
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    command = [str(jupyter_book if jupyter_book.exists() else shutil.which("jupyter-book")), "build", "-W", "-n", "--keep-going", "--path-output", str(tmp_path), str(ROOT)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    program = jupyter_book if jupyter_book.exists() else shutil.which("jupyter-book")
+    command = [str(program), "build", "-W", "-n", "--keep-going"]
+    command += ["--path-output", str(out), str(ROOT)]
+    result = subprocess.run(
+        command, check=False, capture_output=True, text=True, timeout=1800
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    html = tmp_path / "_build" / "html"
+    return out / "_build" / "html"
+
+
+@pytest.mark.book
+def test_book_builds_without_a_warning(built_book):
+    html = built_book
     assert (html / "index.html").exists()
     for doc in toc_documents():
         page = html / doc.relative_to(ROOT).with_suffix(".html")
         assert page.exists(), f"{page} was not built"
+
+
+class _ExternalResources(HTMLParser):
+    """Collects the scripts and stylesheets that a page loads from outside the book."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.external: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {name: value or "" for name, value in attrs}
+        if tag == "script":
+            url = values.get("src", "")
+        elif tag == "link" and "stylesheet" in values.get("rel", "").lower().split():
+            url = values.get("href", "")
+        else:
+            return
+        if url.lower().startswith(("http://", "https://", "//")):
+            self.external.append(f"<{tag}> {url}")
+
+
+@pytest.mark.book
+def test_pages_load_no_script_or_stylesheet_from_outside_the_book(built_book):
+    """Opened from disk without a network, every page must still have its scripts
+    (MathJax included) and styles."""
+    pages = sorted(built_book.rglob("*.html"))
+    assert pages
+    found = {}
+    for page in pages:
+        parser = _ExternalResources()
+        parser.feed(page.read_text(encoding="utf-8"))
+        if parser.external:
+            found[str(page.relative_to(built_book))] = parser.external
+    assert not found, f"pages load from outside the book: {found}"
+    mathjax = built_book / "_static" / "mathjax" / "tex-svg.js"
+    assert mathjax.exists(), "the book's own MathJax bundle was not copied"
