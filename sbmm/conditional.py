@@ -9,6 +9,7 @@ alone. For a regression objective the product is E[play_time] = p(click) · E[pl
 
 from __future__ import annotations
 
+import functools
 from typing import Mapping, Sequence
 
 import torch
@@ -21,8 +22,13 @@ from .objectives import Objective, Tower, ancestors
 __all__ = ["entire_space_logit", "entire_space_inputs"]
 
 
-def _chain(objective: Objective, towers: Sequence[Tower]) -> list[Objective]:
-    return ancestors(objective, {o.name: o for t in towers for o in t.objectives})
+@functools.lru_cache(maxsize=256)
+def _chain(objective: Objective, towers: tuple[Tower, ...]) -> tuple[Objective, ...]:
+    """What `objective` is given, and what that is given, up the chain; resolved once per
+    model's towers (declarations are frozen), not at every step."""
+    return tuple(
+        ancestors(objective, {o.name: o for t in towers for o in t.objectives})
+    )
 
 
 def entire_space_logit(
@@ -35,7 +41,7 @@ def entire_space_logit(
     Finite for any finite logits: 1 − p is floored at 1e-7. (B,) → (B,).
     """
     log_p = F.logsigmoid(predictions[objective.name])
-    for parent in _chain(objective, towers):
+    for parent in _chain(objective, tuple(towers)):
         log_p = log_p + F.logsigmoid(predictions[parent.name])  # (B,)
     return log_p - torch.log(torch.clamp(-torch.expm1(log_p), min=1e-7))
 
@@ -51,13 +57,17 @@ def entire_space_inputs(
     The target is the objective's label where every label along the chain is 1, and 0 wherever
     the chain broke: there the label is not read at all (a table may hold NaN for the like of
     an unclicked impression)."""
-    chain = _chain(objective, towers)
-    target = batch.labels[objective.target].to(predictions[objective.name].dtype)  # (B,)
+    chain = _chain(objective, tuple(towers))
+    target = batch.labels[objective.target].to(
+        predictions[objective.name].dtype
+    )  # (B,)
     reached = torch.ones_like(target, dtype=torch.bool)  # (B,)
     for parent in chain:
         reached = reached & (batch.labels[parent.target] > 0)
     target = torch.where(reached, target, 0.0)
     if objective.kind == "binary":
         return entire_space_logit(objective, predictions, towers), target
-    log_p_chain = sum(F.logsigmoid(predictions[parent.name]) for parent in chain)  # (B,)
+    log_p_chain = sum(
+        F.logsigmoid(predictions[parent.name]) for parent in chain
+    )  # (B,)
     return torch.exp(log_p_chain) * predictions[objective.name], target

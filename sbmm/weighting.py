@@ -39,7 +39,12 @@ __all__ = ["Weighting", "Static", "Uncertainty", "GradNorm", "DWA", "PCGrad"]
 class Weighting:
     """Base class. Subclasses implement `backward` and, if their weights change, `weights`."""
 
-    takes_gradients = False  # whether `backward` takes gradients itself (refused under DDP)
+    takes_gradients = (
+        False  # whether `backward` takes gradients itself (refused under DDP)
+    )
+    # Whether the strategy's gradient is that of Σ_o w_o·L_o under float `weights()` with
+    # no parameters of its own, so that `fit_replicas` can train K copies in one pass.
+    batchable = False
 
     def bind(self, model: MultiTaskModel) -> None:
         self.model = model
@@ -86,7 +91,9 @@ class Weighting:
         """Restore `state_dict()` into a bound strategy; parameters are copied in place (the optimiser
         keeps referring to them)."""
         if set(state) != set(self.STATE):
-            raise ValueError(f"{type(self).__name__}: a checkpoint's state has {sorted(state)}, expected {sorted(self.STATE)}")
+            raise ValueError(
+                f"{type(self).__name__}: a checkpoint's state has {sorted(state)}, expected {sorted(self.STATE)}"
+            )
         for key, value in state.items():
             current = getattr(self, key)
             if isinstance(current, nn.Parameter):
@@ -98,14 +105,17 @@ class Weighting:
     def _check_names(self, names, what: str) -> None:
         unknown = sorted(set(names) - set(self.names))
         if unknown:
-            raise ValueError(f"{type(self).__name__}: {what} names unknown objective(s) {unknown}; the model has {self.names}")
-
+            raise ValueError(
+                f"{type(self).__name__}: {what} names unknown objective(s) {unknown}; the model has {self.names}"
+            )
 
 
 class Static(Weighting):
     """Fixed weights: the declared c_o = w_tower · w_objective, or, for the objectives `weights`
     names ({objective: weight}), w_tower · weight: the given weight takes the place of the
     objective's own weight, inside its tower."""
+
+    batchable = True
 
     def __init__(self, weights: Mapping[str, float] | None = None):
         self.given = dict(weights or {})
@@ -133,7 +143,9 @@ class Uncertainty(Weighting):
     def bind(self, model: MultiTaskModel) -> None:
         super().bind(model)
         device = next(model.parameters()).device
-        self.log_var = nn.Parameter(torch.zeros(len(self.names), device=device))  # (n_objectives,)
+        self.log_var = nn.Parameter(
+            torch.zeros(len(self.names), device=device)
+        )  # (n_objectives,)
 
     def parameters(self) -> list[nn.Parameter]:
         return [self.log_var]
@@ -143,7 +155,9 @@ class Uncertainty(Weighting):
         return {name: self.declared[name] * wi for name, wi in zip(self.names, w)}
 
     def backward(self, losses: Mapping[str, Tensor]) -> Tensor:
-        terms = torch.stack([self.declared[n] * losses[n] for n in self.names])  # (n_objectives,)
+        terms = torch.stack(
+            [self.declared[n] * losses[n] for n in self.names]
+        )  # (n_objectives,)
         precision = 0.5 * torch.exp(-self.log_var)  # (n_objectives,)
         (precision * terms + 0.5 * self.log_var).sum().backward()
         return (precision * terms).sum().detach()
@@ -156,6 +170,8 @@ class DWA(Weighting):
     epoch t weighs objective o by  K · exp(r_o / T) / Σ_j exp(r_j / T)  (K objectives, temperature T),
     times its declared c_o. The first two epochs use weight 1. A loss that falls slowly gets more weight.
     """
+
+    batchable = True
 
     STATE = ("history", "lambdas")
 
@@ -176,7 +192,9 @@ class DWA(Weighting):
         if len(self.history) < 2:
             return
         before, last = self.history[-2], self.history[-1]
-        ratios = torch.tensor([last[n] / max(before[n], 1e-12) for n in self.names], dtype=torch.float64)
+        ratios = torch.tensor(
+            [last[n] / max(before[n], 1e-12) for n in self.names], dtype=torch.float64
+        )
         lambdas = len(self.names) * torch.softmax(ratios / self.temperature, dim=0)
         self.lambdas = dict(zip(self.names, lambdas.tolist()))
 
@@ -205,29 +223,47 @@ class GradNorm(Weighting):
         super().bind(model)
         matrices = [p for p in model.shared_parameters() if p.dim() >= 2]
         if not matrices:
-            raise ValueError(f"GradNorm needs a shared layer, and {type(model).__name__} shares none")
+            raise ValueError(
+                f"GradNorm needs a shared layer, and {type(model).__name__} shares none"
+            )
         self.layer = matrices[-1]
         device = self.layer.device
-        self.w = nn.Parameter(torch.ones(len(self.names), device=device))  # (n_objectives,)
+        self.w = nn.Parameter(
+            torch.ones(len(self.names), device=device)
+        )  # (n_objectives,)
         self.initial: Tensor | None = None
 
     def parameters(self) -> list[nn.Parameter]:
         return [self.w]
 
     def weights(self) -> dict[str, float]:
-        return {n: self.declared[n] * w for n, w in zip(self.names, self.w.detach().tolist())}
+        return {
+            n: self.declared[n] * w
+            for n, w in zip(self.names, self.w.detach().tolist())
+        }
 
     def backward(self, losses: Mapping[str, Tensor]) -> Tensor:
-        terms = torch.stack([self.declared[n] * losses[n] for n in self.names])  # (n_objectives,)
+        terms = torch.stack(
+            [self.declared[n] * losses[n] for n in self.names]
+        )  # (n_objectives,)
         if self.initial is None:
             self.initial = terms.detach().clamp_min(1e-12)
         norms = torch.stack(
-            [torch.autograd.grad(self.w[i] * terms[i], self.layer, retain_graph=True, create_graph=True)[0].norm()
-             for i in range(len(self.names))]
+            [
+                torch.autograd.grad(
+                    self.w[i] * terms[i],
+                    self.layer,
+                    retain_graph=True,
+                    create_graph=True,
+                )[0].norm()
+                for i in range(len(self.names))
+            ]
         )  # (n_objectives,): G_o, differentiable in w
         ratio = terms.detach() / self.initial
         target = (norms.mean() * (ratio / ratio.mean()) ** self.alpha).detach()
-        (self.w.grad,) = torch.autograd.grad((norms - target).abs().sum(), self.w, retain_graph=True)
+        (self.w.grad,) = torch.autograd.grad(
+            (norms - target).abs().sum(), self.w, retain_graph=True
+        )
         total = (self.w.detach() * terms).sum()
         total.backward()
         return total.detach()
@@ -256,7 +292,9 @@ class PCGrad(Weighting):
         terms = [self.declared[n] * losses[n] for n in self.names]
         total = sum(terms)
         if self.shared:
-            grads = torch.stack([flat_gradient(t, self.shared) for t in terms])  # (K, n_shared)
+            grads = torch.stack(
+                [flat_gradient(t, self.shared) for t in terms]
+            )  # (K, n_shared)
             merged = project_conflicts(grads).sum(0)  # (n_shared,)
         total.backward()
         if self.shared:
@@ -272,11 +310,16 @@ def flat_gradient(loss: Tensor, params: list[nn.Parameter]) -> Tensor:
     a parameter; the graph is kept for the next gradient."""
     grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
     return torch.cat(
-        [(torch.zeros_like(p) if g is None else g).reshape(-1) for p, g in zip(params, grads)]
+        [
+            (torch.zeros_like(p) if g is None else g).reshape(-1)
+            for p, g in zip(params, grads)
+        ]
     )
 
 
-def project_conflicts(grads: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def project_conflicts(
+    grads: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
     """PCGrad's projection: (K, n) gradients → (K, n), each row projected off every other row it conflicts
     with, visiting the others in random order (from `generator`, or torch's global generator)."""
     projected = grads.clone()

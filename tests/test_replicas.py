@@ -171,6 +171,27 @@ def test_strategies_that_take_gradients_or_learn_are_refused(feed, strategy):
         fit_replicas(build, train, seeds=SEEDS, weighting=strategy(), **RUN)
 
 
+def test_a_strategy_is_batched_only_when_it_says_so(feed):
+    """A new strategy whose `weights()` are floats is refused until it declares
+    `batchable`; then every replica trains under its weights."""
+    train, _ = feed
+
+    class Halved(sbmm.weighting.Weighting):
+        def weights(self):
+            return {name: 0.5 * w for name, w in self.declared.items()}
+
+    build = ARCHITECTURES["SharedBottom"]
+    with pytest.raises(ValueError, match="cannot batch the Halved .*batchable"):
+        fit_replicas(build, train, seeds=SEEDS[:2], weighting=Halved(), **RUN)
+    Halved.batchable = True
+    replicas = fit_replicas(build, train, seeds=SEEDS[:2], weighting=Halved(), **RUN)
+    declared = sbmm.losses.declared_weights(TOWERS)
+    for _, _, history in replicas:
+        assert {k: v[-1] for k, v in history.weights.items()} == pytest.approx(
+            {k: 0.5 * w for k, w in declared.items()}
+        )
+
+
 def test_bad_input_is_refused_before_training(feed):
     train, valid = feed
     build = ARCHITECTURES["SharedBottom"]

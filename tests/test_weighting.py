@@ -33,8 +33,14 @@ def test_static_uses_the_declared_weights_or_the_given_ones():
     strategy.bind(model)
     losses = losses_of(model, batch)
     total = strategy.backward(losses)
-    assert math.isclose(float(total), float(2.0 * losses["y1"].detach() + 0.5 * losses["y2"].detach()), rel_tol=1e-6)
-    given = Static({"y2": 3.0})  # replaces y2's own weight (1), inside its tower (weight 0.5)
+    assert math.isclose(
+        float(total),
+        float(2.0 * losses["y1"].detach() + 0.5 * losses["y2"].detach()),
+        rel_tol=1e-6,
+    )
+    given = Static(
+        {"y2": 3.0}
+    )  # replaces y2's own weight (1), inside its tower (weight 0.5)
     given.bind(model)
     assert given.weights() == {"y1": 2.0, "y2": 0.5 * 3.0}
     with pytest.raises(ValueError, match="unknown objective.*'y3'"):
@@ -45,7 +51,10 @@ def test_uncertainty_settles_where_its_formula_says():
     model = shared_bottom()
     strategy = Uncertainty()
     strategy.bind(model)
-    fixed = {"y1": torch.tensor(0.3), "y2": torch.tensor(4.0)}  # constant losses: only s_o learns
+    fixed = {
+        "y1": torch.tensor(0.3),
+        "y2": torch.tensor(4.0),
+    }  # constant losses: only s_o learns
     opt = torch.optim.Adam(strategy.parameters(), lr=0.05)
     for _ in range(2000):
         opt.zero_grad()
@@ -73,15 +82,26 @@ def test_pcgrad_sets_the_shared_gradients_to_the_projected_sum():
     losses = losses_of(model, batch)
     terms = [2.0 * losses["y1"], 0.5 * losses["y2"]]
     shared = model.shared_parameters()
-    grads = torch.stack([torch.cat([g.flatten() for g in torch.autograd.grad(t, shared, retain_graph=True)]) for t in terms])
-    (plain,) = torch.autograd.grad(terms[0], model.towers["a"][0].weight, retain_graph=True)
+    grads = torch.stack(
+        [
+            torch.cat(
+                [g.flatten() for g in torch.autograd.grad(t, shared, retain_graph=True)]
+            )
+            for t in terms
+        ]
+    )
+    (plain,) = torch.autograd.grad(
+        terms[0], model.towers["a"][0].weight, retain_graph=True
+    )
     torch.manual_seed(5)
     expected = project_conflicts(grads).sum(0)
     torch.manual_seed(5)
     strategy.backward(losses)
     got = torch.cat([p.grad.flatten() for p in shared])
     assert torch.allclose(got, expected, atol=1e-6)
-    assert torch.allclose(model.towers["a"][0].weight.grad, plain)  # towers keep their ordinary gradients
+    assert torch.allclose(
+        model.towers["a"][0].weight.grad, plain
+    )  # towers keep their ordinary gradients
 
 
 def test_gradnorm_differentiates_the_last_shared_layers_gradient_norms():
@@ -91,7 +111,12 @@ def test_gradnorm_differentiates_the_last_shared_layers_gradient_norms():
     assert strategy.layer is model.bottom[2].weight  # the last shared weight matrix
     losses = losses_of(model, batch)
     terms = torch.stack([2.0 * losses["y1"], 0.5 * losses["y2"]])
-    norms = torch.stack([torch.autograd.grad(t, strategy.layer, retain_graph=True)[0].norm() for t in terms])
+    norms = torch.stack(
+        [
+            torch.autograd.grad(t, strategy.layer, retain_graph=True)[0].norm()
+            for t in terms
+        ]
+    )
     strategy.backward(losses)
     # At the first step r_o = 1, so target_o = mean(G) and dL_grad/dw_o = sign(G_o − mean G)·‖∇_W c_o L_o‖ (w = 1).
     expected = torch.sign(norms - norms.mean()) * norms
@@ -101,7 +126,9 @@ def test_gradnorm_differentiates_the_last_shared_layers_gradient_norms():
 def test_gradnorm_weights_keep_summing_to_the_number_of_objectives():
     model = shared_bottom()
     strategy = GradNorm()
-    history = sbmm.fit(model, data(), epochs=3, batch_size=64, progress=False, weighting=strategy)
+    history = sbmm.fit(
+        model, data(), epochs=3, batch_size=64, progress=False, weighting=strategy
+    )
     assert math.isclose(float(strategy.w.detach().sum()), 2.0, rel_tol=1e-5)
     assert len(history.weights["y1"]) == 3
     with pytest.raises(ValueError, match="shares none"):
@@ -116,7 +143,12 @@ def test_dwa_follows_its_formula_with_temperature_two():
     strategy.end_epoch({"y1": 0.5, "y2": 0.9})
     r = torch.tensor([0.5, 0.9], dtype=torch.float64)
     expected = 2 * torch.exp(r / 2) / torch.exp(r / 2).sum()
-    assert torch.allclose(torch.tensor([strategy.lambdas["y1"], strategy.lambdas["y2"]], dtype=torch.float64), expected)
+    assert torch.allclose(
+        torch.tensor(
+            [strategy.lambdas["y1"], strategy.lambdas["y2"]], dtype=torch.float64
+        ),
+        expected,
+    )
     assert strategy.weights()["y1"] == pytest.approx(2.0 * expected[0].item())
     with pytest.raises(ValueError, match="temperature"):
         DWA(temperature=0)
@@ -134,11 +166,24 @@ def test_every_strategy_trains_every_model(strategy, architecture):
     }[architecture]()
     batch = data(512)
     before = sbmm.evaluate(model, batch)
-    history = sbmm.fit(model, batch, epochs=4, batch_size=64, lr=1e-2, progress=False, weighting=strategy())
+    history = sbmm.fit(
+        model,
+        batch,
+        epochs=4,
+        batch_size=64,
+        lr=1e-2,
+        progress=False,
+        weighting=strategy(),
+    )
     after = sbmm.evaluate(model, batch)
     assert all(math.isfinite(v) for v in history.train_loss["total"])
-    assert after["y1"]["rmse"] < before["y1"]["rmse"] and after["y2"]["rmse"] < before["y2"]["rmse"]
-    assert set(history.weights) == {"y1", "y2"} and all(len(v) == 4 for v in history.weights.values())
+    assert (
+        after["y1"]["rmse"] < before["y1"]["rmse"]
+        and after["y2"]["rmse"] < before["y2"]["rmse"]
+    )
+    assert set(history.weights) == {"y1", "y2"} and all(
+        len(v) == 4 for v in history.weights.values()
+    )
 
 
 def test_fit_rejects_what_is_not_a_strategy():

@@ -4,7 +4,9 @@
 """
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .loop import History, StepCallback, evaluate, fit, predict
+from .evaluation import evaluate, predict
+from .history import History
+from .loop import StepCallback, fit
 from .replicas import Replicas, fit_replicas
 
 __all__ = [

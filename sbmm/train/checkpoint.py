@@ -287,3 +287,8 @@ def restore_run(
             "the run was left as it was"
         ) from error
     return state["epoch"], state.get("best_model")
+
+
+def copy_state(model: nn.Module) -> dict[str, Tensor]:
+    """A detached copy of `model`'s state dict: the weights to fall back on or keep."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -188,7 +188,7 @@ def _tower(number: int, spec: object) -> Tower:
     for entry in spec.get("objectives", []):
         if not isinstance(entry, dict):
             raise ValueError(
-                f"{where}: each objective must be a table like {{ name = \"click\" }}, "
+                f'{where}: each objective must be a table like {{ name = "click" }}, '
                 f"got {entry!r}"
             )
         if "name" not in entry:

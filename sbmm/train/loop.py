@@ -1,9 +1,9 @@
-"""Training and evaluation: `fit`, `evaluate`, `predict`, and the `History` of a run.
+"""Training: `fit`, one model on one data set, in one process or data-parallel.
 
-In-memory data lives on the training device; each epoch shuffles an index tensor and cuts batches by
-slicing it (no per-sample Dataset/collate). Losses are accumulated on the device and read once per
-epoch (no host synchronisation inside an epoch). Evaluation runs in large batches under
-`torch.inference_mode()`. Under `torchrun`, `fit` trains data-parallel (see `distributed`).
+In-memory data lives on the training device; each epoch shuffles an index tensor and
+cuts batches by slicing it (no per-sample Dataset/collate). Losses are accumulated on
+the device and read once per epoch (no host synchronisation inside an epoch). Under
+`torchrun`, `fit` trains data-parallel (see `distributed`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import contextlib
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Literal
 
@@ -21,96 +21,23 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from ..data.batch import Batch
-from ..losses import Across, check_labels, objective_losses
-from ..metrics import objective_metrics
+from ..losses import Across, objective_losses
 from ..models.base import MultiTaskModel
 from ..runtime import default_device, seed_everything
-from ..validation import is_count, is_number
 from ..weighting import Static, Weighting
 from . import distributed
-from .checkpoint import load_checkpoint, restore_run, save_checkpoint
+from .checkpoint import copy_state, load_checkpoint, restore_run, save_checkpoint
+from .checks import check_data, check_model, check_options, progress_enabled
+from .evaluation import losses_and_metrics
+from .history import TOTAL, History
 
-__all__ = ["History", "StepCallback", "fit", "evaluate", "predict", "EVAL_BATCH_SIZE"]
-
-EVAL_BATCH_SIZE = 65_536  # rows per forward pass when predicting and evaluating
-TOTAL = "total"  # History's key for the weighted sum of the objectives' losses
+__all__ = ["StepCallback", "fit"]
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 # A step callback: called as callback(step, model, losses) after each forward pass and before the
 # backward pass, while `losses` ({objective: loss}) still hold their graphs (so a callback may take
 # gradients of them with retain_graph=True). `step` counts optimiser steps from 0 over the whole run.
 StepCallback = Callable[[int, nn.Module, dict[str, Tensor]], None]
-
-
-@dataclass
-class History:
-    """What `fit` measured, one entry per epoch.
-
-    train_loss[name]:  mean over the epoch's steps of each objective's loss, and "total": the
-                       weighted sum under the weighting strategy's weights in force.
-    valid_loss[name]:  the same losses, and the same "total", on the validation data at the end
-                       of each epoch (if given).
-    valid_metrics:     per epoch, `evaluate`'s {objective: {metric: value}} on the validation data.
-    weights[name]:     the weighting strategy's weight of each objective at the end of each epoch.
-    seconds:           wall-clock time of each epoch's training steps (not validation).
-    best_epoch:        with `fit(keep_best=True)`, the epoch (from 1) of lowest validation
-                       "total", whose weights the model holds at the end; otherwise None.
-    """
-
-    train_loss: dict[str, list[float]] = field(default_factory=dict)
-    valid_loss: dict[str, list[float]] = field(default_factory=dict)
-    valid_metrics: list[dict[str, dict[str, float]]] = field(default_factory=list)
-    weights: dict[str, list[float]] = field(default_factory=dict)
-    seconds: list[float] = field(default_factory=list)
-    best_epoch: int | None = None
-
-    @property
-    def epochs(self) -> int:
-        return len(self.seconds)
-
-
-def _check_model(model: nn.Module) -> MultiTaskModel:
-    if not isinstance(model, MultiTaskModel):
-        raise TypeError(
-            "fit/evaluate need an sbmm model built from declarations (e.g. sbmm.SharedBottom), "
-            f"got {type(model).__name__}"
-        )
-    return model
-
-
-def _check_data(name: str, data: Batch, model: MultiTaskModel, labels: bool = True) -> Batch:
-    """`data` if it is a non-empty Batch whose features (and, with `labels`, labels) fit the
-    model; else an error that names `name` and the feature or objective."""
-    if not isinstance(data, Batch):
-        raise TypeError(f"{name} must be an sbmm Batch, got {type(data).__name__}")
-    if len(data) == 0:
-        raise ValueError(f"{name} has no rows")
-    try:
-        model.check_inputs(data.features, len(data))
-        if labels:
-            check_labels(model.tower_specs, data)
-    except (ValueError, TypeError) as error:
-        raise type(error)(f"{name}: {error}") from None
-    return data
-
-
-def _progress_enabled(progress: bool) -> bool:
-    return progress and os.environ.get("TQDM_DISABLE", "").lower() not in ("1", "true", "yes")
-
-
-def _check_options(epochs, batch_size, lr, precision, keep_best, valid, resume, checkpoint):
-    if not is_count(epochs):
-        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
-    if not is_count(batch_size):
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    if not (is_number(lr) and lr > 0):
-        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-    if precision not in ("fp32", "bf16"):
-        raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
-    if keep_best and valid is None:
-        raise ValueError("keep_best=True needs validation data (valid) to choose the best epoch")
-    if resume and checkpoint is None:
-        raise ValueError("resume=True needs the checkpoint file to resume from")
 
 
 def fit(
@@ -171,11 +98,13 @@ def fit(
     Raises FloatingPointError, naming the objective, when a loss becomes NaN or inf; the model
     then holds the weights it had before that epoch.
     """
-    model = _check_model(model)
-    _check_options(epochs, batch_size, lr, precision, keep_best, valid, resume, checkpoint)
-    train = _check_data("train", train, model)
+    model = check_model(model)
+    check_options(
+        epochs, batch_size, lr, precision, keep_best, valid, resume, checkpoint
+    )
+    train = check_data("train", train, model)
     if valid is not None:
-        valid = _check_data("valid", valid, model)
+        valid = check_data("valid", valid, model)
     weighting = weighting if weighting is not None else Static()
     if not isinstance(weighting, Weighting):
         raise TypeError(
@@ -184,7 +113,9 @@ def fit(
     if seed is not None:
         seed_everything(seed)
 
-    context, device = distributed.setup(torch.device(device) if device is not None else None)
+    context, device = distributed.setup(
+        torch.device(device) if device is not None else None
+    )
     device = device if device is not None else default_device()
     if context.active and weighting.takes_gradients:
         raise ValueError(
@@ -198,13 +129,19 @@ def fit(
         valid = Batch(valid.features, valid.labels).to(device)
     weighting.bind(model)
     params = [*model.parameters(), *weighting.parameters()]
-    opt = optimizer(params) if optimizer is not None else torch.optim.Adam(params, lr=lr)
+    opt = (
+        optimizer(params) if optimizer is not None else torch.optim.Adam(params, lr=lr)
+    )
     names = [TOTAL, *(o.name for o in model.objectives)]
-    history = History({k: [] for k in names}, {k: [] for k in names} if valid is not None else {})
+    history = History(
+        {k: [] for k in names}, {k: [] for k in names} if valid is not None else {}
+    )
     history.weights = {o.name: [] for o in model.objectives}
     first_epoch, best_model = 0, None
     if resume and Path(checkpoint).exists():
-        first_epoch, best_model = _restore(checkpoint, device, model, opt, weighting, history)
+        first_epoch, best_model = _restore(
+            checkpoint, device, model, opt, weighting, history
+        )
 
     net: nn.Module = model
     if context.active:
@@ -212,16 +149,21 @@ def fit(
         net = nn.parallel.DistributedDataParallel(model, device_ids=ids)
     if compile:
         net = torch.compile(net, **({} if compile is True else {"backend": compile}))
-    step = _Step(net, model, opt, weighting, tuple(callbacks), precision, device, context)
+    step = _Step(
+        net, model, opt, weighting, tuple(callbacks), precision, device, context
+    )
     step.count = first_epoch * math.ceil(len(train) / batch_size)
 
-    show = _progress_enabled(progress) and context.is_main
+    show = progress_enabled(progress) and context.is_main
     for epoch in tqdm(range(first_epoch, epochs), desc="epochs", disable=not show):
-        before = _copy_state(model)
+        before = copy_state(model)
         start = time.perf_counter()
         epoch_loss = _train_epoch(step, train, batch_size, names)
         history.seconds.append(time.perf_counter() - start)
-        for name in [*names[1:], TOTAL]:  # an objective's name says more than the total's
+        for name in [
+            *names[1:],
+            TOTAL,
+        ]:  # an objective's name says more than the total's
             value = epoch_loss[name]
             if not math.isfinite(value):
                 model.load_state_dict(before)
@@ -235,16 +177,18 @@ def fit(
         for name, w in weighting.weights().items():
             history.weights[name].append(w)
         if valid is not None:
-            losses, metrics = _evaluate(model, valid)
+            losses, metrics = losses_and_metrics(model, valid)
             losses = {TOTAL: weighting.total(losses), **losses}
             for name in names:
                 history.valid_loss[name].append(float(losses[name]))
             history.valid_metrics.append(metrics)
             best = history.best_epoch
             latest = history.valid_loss[TOTAL][-1]
-            if keep_best and (best is None or latest < history.valid_loss[TOTAL][best - 1]):
+            if keep_best and (
+                best is None or latest < history.valid_loss[TOTAL][best - 1]
+            ):
                 history.best_epoch = epoch + 1
-                best_model = _copy_state(model)
+                best_model = copy_state(model)
         if checkpoint is not None and context.is_main:
             save_checkpoint(
                 checkpoint, model=model, optimizer=opt, weighting=weighting, history=history,
@@ -253,10 +197,6 @@ def fit(
     if keep_best:
         model.load_state_dict(best_model)
     return history
-
-
-def _copy_state(model: nn.Module) -> dict[str, Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 @dataclass
@@ -292,7 +232,9 @@ class _Step:
             callback(self.count, self.model, losses)
         self.opt.zero_grad(set_to_none=True)
         total = self.weighting.backward(losses)
-        for p in self.weighting.parameters():  # the strategy's own parameters live outside DDP
+        for p in (
+            self.weighting.parameters()
+        ):  # the strategy's own parameters live outside DDP
             distributed.average(p.grad, context)
         self.opt.step()
         self.weighting.after_step()
@@ -300,7 +242,9 @@ class _Step:
         return (total.float(), *(loss.detach().float() for loss in losses.values()))
 
 
-def _train_epoch(step: _Step, train: Batch, batch_size: int, names: list[str]) -> dict[str, float]:
+def _train_epoch(
+    step: _Step, train: Batch, batch_size: int, names: list[str]
+) -> dict[str, float]:
     """One pass over `train` in a fresh random order; the mean of each of `names`' losses over
     the steps. Losses stay on the device until the epoch's one host synchronisation."""
     step.model.train()
@@ -312,7 +256,9 @@ def _train_epoch(step: _Step, train: Batch, batch_size: int, names: list[str]) -
         if context.active:
             rows = rows.tensor_split(context.world)[context.rank]  # this rank's share
         per_step.append(torch.stack(step(train[rows])))  # (1 + n_objectives,)
-    means = distributed.average(torch.stack(per_step).mean(0), context)  # (1 + n_objectives,)
+    means = distributed.average(
+        torch.stack(per_step).mean(0), context
+    )  # (1 + n_objectives,)
     return dict(zip(names, means.tolist()))
 
 
@@ -328,55 +274,3 @@ def _restore(
     (see `restore_run`); return the number of epochs it had finished and the best epoch's
     weights (None unless the run keeps them)."""
     return restore_run(load_checkpoint(path, device), model, opt, weighting, history)
-
-
-@torch.inference_mode()
-def predict(
-    model: MultiTaskModel, data: Batch, batch_size: int = EVAL_BATCH_SIZE
-) -> dict[str, Tensor]:
-    """The model's predictions on every row of `data`, in evaluation mode, computed on the
-    model's device in batches of `batch_size`; returns {objective: (N,) or (N, dim)} there.
-    The features are checked first (see `MultiTaskModel.check_inputs`)."""
-    model = _check_model(model)
-    data = _check_data("data", data, model, labels=False)
-    return _predict(model, data, batch_size)
-
-
-def _predict(model: MultiTaskModel, data: Batch, batch_size: int) -> dict[str, Tensor]:
-    device = next(model.parameters()).device
-    model.eval()
-    with torch.inference_mode():
-        parts = [
-            model(data[i : i + batch_size].to(device).features)
-            for i in range(0, len(data), batch_size)
-        ]
-    return {name: torch.cat([p[name] for p in parts]) for name in parts[0]}
-
-
-def _evaluate(
-    model: MultiTaskModel, data: Batch, batch_size: int = EVAL_BATCH_SIZE
-) -> tuple[dict[str, Tensor], dict[str, dict[str, float]]]:
-    """Each objective's loss (a 0-d tensor) and metrics on checked data."""
-    predictions = _predict(model, data, batch_size)
-    data = data.to(next(model.parameters()).device)
-    towers = model.tower_specs
-    losses = objective_losses(towers, predictions, data)
-    metrics = {
-        o.name: objective_metrics(o, predictions[o.name], data.labels, towers)
-        for o in model.objectives
-    }
-    return losses, metrics
-
-
-def evaluate(
-    model: MultiTaskModel, data: Batch, batch_size: int = EVAL_BATCH_SIZE
-) -> dict[str, dict[str, float]]:
-    """Per-objective metrics of `model` on `data`: {objective: {"auc", "logloss", "n"} or
-    {"rmse", "n"}, each with "loss", the objective's own (masked, weighted) loss over the rows
-    its loss admits (every row for an entire-space objective, whose metrics are scored where
-    its condition holds; see `sbmm.objectives.labelled_rows`). Features and labels are checked
-    first."""
-    model = _check_model(model)
-    data = _check_data("data", data, model)
-    losses, metrics = _evaluate(model, data, batch_size)
-    return {name: {**m, "loss": float(losses[name])} for name, m in metrics.items()}

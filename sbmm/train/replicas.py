@@ -34,16 +34,10 @@ from ..losses import objective_losses
 from ..models.base import MultiTaskModel
 from ..runtime import default_device, seed_everything
 from ..weighting import Static, Weighting
-from .loop import (
-    TOTAL,
-    History,
-    _check_data,
-    _check_model,
-    _check_options,
-    _copy_state,
-    _evaluate,
-    _progress_enabled,
-)
+from .checkpoint import copy_state
+from .checks import check_data, check_model, check_options, progress_enabled
+from .evaluation import losses_and_metrics
+from .history import TOTAL, History
 
 __all__ = ["Replicas", "fit_replicas"]
 
@@ -107,19 +101,19 @@ def fit_replicas(
     random layers (dropout); sbmm's models have none. One process, not under torchrun.
     """
     seeds = _check_seeds(seeds)
-    _check_options(epochs, batch_size, lr, "fp32", keep_best, valid, False, None)
+    check_options(epochs, batch_size, lr, "fp32", keep_best, valid, False, None)
     weighting = weighting if weighting is not None else Static()
     if not isinstance(weighting, Weighting):
         kind = type(weighting).__name__
         raise TypeError(f"weighting must be an sbmm.weighting strategy, got {kind}")
-    if type(weighting).backward is not Weighting.backward:
-        raise ValueError(_refusal(weighting, "computes its own gradients"))
+    if not weighting.batchable:
+        raise ValueError(_refusal(weighting))
     if not callable(build):
         raise TypeError(f"build must be a function that builds a model, got {build!r}")
     models = _build(build, seeds)
-    train = _check_data("train", train, models[0])
+    train = check_data("train", train, models[0])
     if valid is not None:
-        valid = _check_data("valid", valid, models[0])
+        valid = check_data("valid", valid, models[0])
 
     device = torch.device(device) if device is not None else default_device()
     for model in models:
@@ -131,8 +125,6 @@ def fit_replicas(
     strategies = [copy.deepcopy(weighting) for _ in seeds]
     for strategy, model in zip(strategies, models):
         strategy.bind(model)
-        if strategy.parameters():
-            raise ValueError(_refusal(weighting, "learns parameters of its own"))
     params, buffers = stack_module_state(models)  # {name: (K, ...)}, leaves
     # The fused kernel: `fit`'s Adam update to float rounding, in one pass over the
     # K-fold parameters instead of a dozen.
@@ -147,7 +139,7 @@ def fit_replicas(
     # One generator per replica, seeded as `fit(seed=k)` seeds the global one.
     generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
 
-    show = _progress_enabled(progress)
+    show = progress_enabled(progress)
     desc = f"epochs of {len(seeds)} replicas"
     for epoch in tqdm(range(epochs), desc=desc, disable=not show):
         start = time.perf_counter()
@@ -181,7 +173,7 @@ def fit_replicas(
                 lowest = _validate(model, strategy, valid, history)
                 if keep_best and lowest:
                     history.best_epoch = epoch + 1
-                    best[k] = _copy_state(model)
+                    best[k] = copy_state(model)
     if keep_best:
         for model, state in zip(models, best):
             model.load_state_dict(state)
@@ -225,7 +217,7 @@ def _validate(
 ) -> bool:
     """Append `model`'s validation losses ("total" under `strategy`) and metrics to
     `history`; return whether this total is the lowest so far."""
-    losses, metrics = _evaluate(model, valid)
+    losses, metrics = losses_and_metrics(model, valid)
     losses = {TOTAL: strategy.total(losses), **losses}
     for name, values in history.valid_loss.items():
         values.append(float(losses[name]))
@@ -234,12 +226,12 @@ def _validate(
     return history.best_epoch is None or totals[-1] < totals[history.best_epoch - 1]
 
 
-def _refusal(weighting: Weighting, why: str) -> str:
+def _refusal(weighting: Weighting) -> str:
     return (
-        f"fit_replicas cannot batch the {type(weighting).__name__} weighting: it {why}."
-        " "
-        "Use a strategy whose gradient is that of Σ_o w_o L_o (Static, DWA), or train "
-        "each seed with sbmm.fit"
+        f"fit_replicas cannot batch the {type(weighting).__name__} weighting: it is not "
+        "`batchable` (a strategy whose gradient is that of Σ_o w_o L_o under float "
+        "weights, with no parameters of its own, such as Static and DWA). Strategies "
+        "that take gradients or learn weights train each seed with sbmm.fit"
     )
 
 
@@ -267,7 +259,7 @@ def _build(
     models = []
     for seed in seeds:
         seed_everything(seed)
-        models.append(_check_model(build()))
+        models.append(check_model(build()))
     if len({id(m) for m in models}) < len(models):
         raise ValueError("build returned the same model twice: it must build a new one")
     first = _architecture(models[0])
