@@ -1,6 +1,7 @@
-"""How fast the simulators generate data: samples (impressions) per second, best of a few runs.
+"""How fast the simulators generate data: samples (impressions) per second, best of a
+few runs.
 
-    python benchmarks/simulators.py [--n 1000000] [--repeats 3]
+python benchmarks/simulators.py [--n 1000000] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from sbmm.data import FeedSimulator, correlated_tasks
 
 
 def best_seconds(make: Callable[[], object], repeats: int) -> float:
-    """The shortest wall-clock time of `repeats` calls of `make` (the first call also warms up)."""
+    """The shortest wall-clock time of `repeats` calls of `make`
+    (the first call also warms up)."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -27,14 +29,23 @@ def best_seconds(make: Callable[[], object], repeats: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000, help="samples per run")
-    parser.add_argument("--repeats", type=int, default=3, help="runs per simulator; the best counts")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="runs per simulator; the best counts"
+    )
     args = parser.parse_args()
 
     runs = {
-        "FeedSimulator (default world, with split)": lambda: FeedSimulator().simulate(args.n, seed=0),
-        "correlated_tasks (d=100, m=10)": lambda: correlated_tasks(args.n, 0.5, d=100, seed=0),
+        "FeedSimulator (default world, with split)": lambda: FeedSimulator().simulate(
+            args.n, seed=0
+        ),
+        "correlated_tasks (d=100, m=10)": lambda: correlated_tasks(
+            args.n, 0.5, d=100, seed=0
+        ),
     }
-    print(f"{args.n:,} samples per run, best of {args.repeats}, {torch.get_num_threads()} torch threads")
+    print(
+        f"{args.n:,} samples per run, best of {args.repeats}, "
+        f"{torch.get_num_threads()} torch threads"
+    )
     for name, make in runs.items():
         seconds = best_seconds(make, args.repeats)
         print(f"{name:45s} {seconds:6.2f} s  {args.n / seconds:12,.0f} samples/s")

@@ -1,9 +1,11 @@
-"""Training throughput: the seed article's DataLoader loop, a hand-written index-slicing loop, and `sbmm.fit`.
+"""Training throughput: the seed article's DataLoader loop, a hand-written index-slicing
+loop, and `sbmm.fit`.
 
-All three train the seed's model (10 → 64-32-16 → heads of 3 and 2, MSE, Adam 1e-3) on the same data for
-the same epochs, in one process, on the CPU. Each is run `--repeats` times, interleaved, and the best
-time is kept. Printed: samples per second, and ratios against the seed's loop; the last column is
-`sbmm.fit` against the hand-written loop (its abstractions' cost: 1.00 means none).
+All three train the seed's model (10 → 64-32-16 → heads of 3 and 2, MSE, Adam 1e-3) on
+the same data for the same epochs, in one process, on the CPU. Each is run `--repeats`
+times, interleaved, and the best time is kept. Printed: samples per second, and ratios
+against the seed's loop; the last column is `sbmm.fit` against the hand-written loop
+(its abstractions' cost: 1.00 means none).
 
     python benchmarks/throughput.py [--repeats 3] [--samples-per-run 65536]
 """
@@ -21,8 +23,11 @@ import sbmm
 from sbmm.book.article import SharedBottomMultiTaskModel, as_shared_bottom, train_seed
 
 
-def hand_loop(model: SharedBottomMultiTaskModel, X, y1, y2, epochs: int, batch_size: int) -> None:
-    """The reference: in-memory tensors batched by slicing a shuffled index, no DataLoader."""
+def hand_loop(
+    model: SharedBottomMultiTaskModel, X, y1, y2, epochs: int, batch_size: int
+) -> None:
+    """The reference: in-memory tensors batched by slicing a shuffled index, no
+    DataLoader."""
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     n = len(X)
     for _ in range(epochs):
@@ -31,7 +36,9 @@ def hand_loop(model: SharedBottomMultiTaskModel, X, y1, y2, epochs: int, batch_s
         for i in range(0, n, batch_size):
             idx = order[i : i + batch_size]
             out1, out2 = model(X.index_select(0, idx))
-            loss = F.mse_loss(out1, y1.index_select(0, idx)) + F.mse_loss(out2, y2.index_select(0, idx))
+            loss = F.mse_loss(out1, y1.index_select(0, idx)) + F.mse_loss(
+                out2, y2.index_select(0, idx)
+            )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -51,26 +58,46 @@ def measure(batch_size: int, n: int, epochs: int, repeats: int) -> dict[str, flo
     data = sbmm.Batch({"x": X}, {"task1": y1, "task2": y2})
     base = SharedBottomMultiTaskModel(10, 64, 32, 16, 3, 2)
     runs = {
-        "seed DataLoader loop": lambda: train_seed(copy.deepcopy(base), X, y1, y2, epochs=epochs, batch_size=batch_size),
-        "hand-written slicing loop": lambda: hand_loop(copy.deepcopy(base), X, y1, y2, epochs, batch_size),
+        "seed DataLoader loop": lambda: train_seed(
+            copy.deepcopy(base), X, y1, y2, epochs=epochs, batch_size=batch_size
+        ),
+        "hand-written slicing loop": lambda: hand_loop(
+            copy.deepcopy(base), X, y1, y2, epochs, batch_size
+        ),
         "sbmm.fit": lambda: sbmm.fit(
-            as_shared_bottom(base), data, epochs=epochs, batch_size=batch_size, device="cpu", progress=False
+            as_shared_bottom(base),
+            data,
+            epochs=epochs,
+            batch_size=batch_size,
+            device="cpu",
+            progress=False,
         ),
     }
     best = {name: float("inf") for name in runs}
     for _ in range(repeats):
         for name, run in runs.items():
             best[name] = min(best[name], timed(run))
-    return {name: n * epochs / seconds for name, seconds in best.items()}  # samples per second
+    # samples per second
+    return {name: n * epochs / seconds for name, seconds in best.items()}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--samples-per-run", type=int, default=65_536, help="samples × epochs in one timed run")
+    parser.add_argument(
+        "--samples-per-run",
+        type=int,
+        default=65_536,
+        help="samples × epochs in one timed run",
+    )
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
-    header = f"{'batch':>6}  {'loop':<26} {'samples/s':>12} {'× seed loop':>12} {'fit / hand':>11}"
+    header = (
+        f"{'batch':>6}  {'loop':<26} {'samples/s':>12} {'× seed loop':>12} "
+        f"{'fit / hand':>11}"
+    )
     print(header)
     print("-" * len(header))
     for batch_size in (32, 4096):
@@ -79,8 +106,15 @@ def main() -> None:
         rates = measure(batch_size, n, epochs, args.repeats)
         seed = rates["seed DataLoader loop"]
         for name, rate in rates.items():
-            vs_hand = f"{rate / rates['hand-written slicing loop']:.2f}" if name == "sbmm.fit" else ""
-            print(f"{batch_size:>6}  {name:<26} {rate:>12,.0f} {rate / seed:>12.2f} {vs_hand:>11}")
+            vs_hand = (
+                f"{rate / rates['hand-written slicing loop']:.2f}"
+                if name == "sbmm.fit"
+                else ""
+            )
+            print(
+                f"{batch_size:>6}  {name:<26} {rate:>12,.0f} {rate / seed:>12.2f} "
+                f"{vs_hand:>11}"
+            )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""sbmm: multi-task, multi-objective ranking models for recommendation, centred on the shared-bottom model.
+"""sbmm: multi-task, multi-objective ranking models for recommendation, centred on the
+shared-bottom model.
 
-Data flows as: Batch (features, labels, truth) → inputs (embeddings + pooling, dense) → bottom → towers →
-{objective: prediction} → per-objective losses (masks, sample weights) → weighted total → optimiser.
+Data flows as: Batch (features, labels, truth) → inputs (embeddings + pooling, dense) →
+bottom → towers → {objective: prediction} → per-objective losses
+(masks, sample weights) → weighted total → optimiser.
 """
 
 from . import anchors, book, data, diagnostics, plot, weighting

@@ -1,10 +1,11 @@
 """Conditional objectives trained on the entire space (ESMM, Ma et al., 2018).
 
-A conditional objective (like given click) predicts p(like | click). Trained "masked", it sees
-only clicked impressions. Trained on the entire space, its prediction is multiplied along the
-chain of what it is given, p(click ∧ like) = p(click) · p(like | click), and fitted against
-click · like on every impression, so the conditional head never trains on the clicked sample
-alone. For a regression objective the product is E[play_time] = p(click) · E[play_time | click].
+A conditional objective (like given click) predicts p(like | click). Trained "masked",
+it sees only clicked impressions. Trained on the entire space, its prediction is
+multiplied along the chain of what it is given,
+p(click ∧ like) = p(click) · p(like | click), and fitted against click · like on every
+impression, so the conditional head never trains on the clicked sample alone. For a
+regression objective the product is E[play_time] = p(click) · E[play_time | click].
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ __all__ = ["entire_space_logit", "entire_space_inputs"]
 
 @functools.lru_cache(maxsize=256)
 def _chain(objective: Objective, towers: tuple[Tower, ...]) -> tuple[Objective, ...]:
-    """What `objective` is given, and what that is given, up the chain; resolved once per
-    model's towers (declarations are frozen), not at every step."""
+    """What `objective` is given, and what that is given, up the chain; resolved once
+    per model's towers (declarations are frozen), not at every step."""
     return tuple(
         ancestors(objective, {o.name: o for t in towers for o in t.objectives})
     )
@@ -34,8 +35,8 @@ def _chain(objective: Objective, towers: tuple[Tower, ...]) -> tuple[Objective, 
 def entire_space_logit(
     objective: Objective, predictions: Mapping[str, Tensor], towers: Sequence[Tower]
 ) -> Tensor:
-    """The logit of the joint probability p(objective ∧ everything it is given) of a binary
-    objective, from the model's conditional logits:
+    """The logit of the joint probability p(objective ∧ everything it is given) of a
+    binary objective, from the model's conditional logits:
     log p = Σ log σ(logit) along the chain; logit = log p − log(1 − p).
 
     Finite for any finite logits: 1 − p is floored at 1e-7. (B,) → (B,).
@@ -52,11 +53,12 @@ def entire_space_inputs(
     towers: Sequence[Tower],
     batch: Batch,
 ) -> tuple[Tensor, Tensor]:
-    """(prediction, target) of an entire-space objective, both unconditional, over every sample.
+    """(prediction, target) of an entire-space objective, both unconditional, over every
+    sample.
 
-    The target is the objective's label where every label along the chain is 1, and 0 wherever
-    the chain broke: there the label is not read at all (a table may hold NaN for the like of
-    an unclicked impression)."""
+    The target is the objective's label where every label along the chain is 1, and 0
+    wherever the chain broke: there the label is not read at all (a table may hold NaN
+    for the like of an unclicked impression)."""
     chain = _chain(objective, tuple(towers))
     target = batch.labels[objective.target].to(
         predictions[objective.name].dtype

@@ -1,11 +1,16 @@
-"""Feature declarations and the input layer: sparse ids → embeddings (+ pooling), dense values → one vector.
+"""Feature declarations and the input layer: sparse ids → embeddings (+ pooling), dense
+values → one vector.
 
-This is the "emb + pooling" front of a shared-bottom model. A model is declared with a list of features;
-the input layer turns a batch's ``features`` dict into one dense matrix for the bottom:
+This is the "emb + pooling" front of a shared-bottom model. A model is declared with a
+list of features; the input layer turns a batch's ``features`` dict into one dense
+matrix for the bottom:
 
     Dense("duration")                          (B,)  or (B, dim) float  →  (B, dim)
-    Categorical("item_id", vocab_size=1000)    (B,)  int ids            →  (B, dim) embedding
-    MultiCategorical("tags", vocab_size=50)    (B, L) int ids, -1 pads  →  (B, dim) pooled embedding
+    Categorical("item_id", vocab_size=1000)    (B,)  int ids            →  (B, dim)
+                                                                           embedding
+    MultiCategorical("tags", vocab_size=50)    (B, L) int ids, -1 pads  →  (B, dim)
+                                                                           pooled
+                                                                           embedding
 
 and concatenates them in declaration order: (B, Σ dim).
 """
@@ -23,7 +28,8 @@ __all__ = ["Dense", "Categorical", "MultiCategorical", "Feature", "InputLayer"]
 
 @dataclass(frozen=True)
 class Dense:
-    """A real-valued feature of width `dim`; a batch holds it as (B,) when dim is 1, else (B, dim)."""
+    """A real-valued feature of width `dim`; a batch holds it as (B,) when dim is 1,
+    else (B, dim)."""
 
     name: str
     dim: int = 1  # values per sample
@@ -40,12 +46,14 @@ class Categorical:
 
 @dataclass(frozen=True)
 class MultiCategorical:
-    """A variable-length set of ids (tags), held as a (B, L) id tensor padded with -1, pooled to one vector."""
+    """A variable-length set of ids (tags), held as a (B, L) id tensor padded with -1,
+    pooled to one vector."""
 
     name: str
     vocab_size: int  # number of distinct ids
     dim: int = 8  # embedding width
-    pooling: Literal["mean", "sum"] = "mean"  # how the set's embeddings are combined; padding never counts
+    pooling: Literal["mean", "sum"] = "mean"  # how the set's embeddings are combined;
+    #                                           padding never counts
 
 
 Feature = Union[Dense, Categorical, MultiCategorical]
@@ -53,29 +61,43 @@ Feature = Union[Dense, Categorical, MultiCategorical]
 
 def _check_declaration(feature: Feature) -> None:
     if not isinstance(feature, (Dense, Categorical, MultiCategorical)):
-        raise TypeError(f"a feature must be Dense, Categorical or MultiCategorical, got {feature!r}")
+        raise TypeError(
+            f"a feature must be Dense, Categorical or MultiCategorical, got {feature!r}"
+        )
     if not feature.name or not isinstance(feature.name, str):
         raise ValueError(f"a feature needs a non-empty name, got {feature.name!r}")
     if "." in feature.name:
         raise ValueError(
-            f"feature {feature.name!r}: a name must not contain '.' (PyTorch keys modules by it)"
+            f"feature {feature.name!r}: a name must not contain '.' "
+            "(PyTorch keys modules by it)"
         )
     if feature.dim < 1:
-        raise ValueError(f"feature {feature.name!r}: dim must be >= 1, got {feature.dim}")
+        raise ValueError(
+            f"feature {feature.name!r}: dim must be >= 1, got {feature.dim}"
+        )
     if isinstance(feature, (Categorical, MultiCategorical)) and feature.vocab_size < 1:
-        raise ValueError(f"feature {feature.name!r}: vocab_size must be >= 1, got {feature.vocab_size}")
+        raise ValueError(
+            f"feature {feature.name!r}: vocab_size must be >= 1, got "
+            f"{feature.vocab_size}"
+        )
     if isinstance(feature, MultiCategorical) and feature.pooling not in ("mean", "sum"):
-        raise ValueError(f"feature {feature.name!r}: pooling must be 'mean' or 'sum', got {feature.pooling!r}")
+        raise ValueError(
+            f"feature {feature.name!r}: pooling must be 'mean' or 'sum', got "
+            f"{feature.pooling!r}"
+        )
 
 
 class InputLayer(nn.Module):
-    """Embeds and concatenates the declared features of a batch: dict of tensors → (B, self.dim).
+    """Embeds and concatenates the declared features of a batch: dict of tensors →
+    (B, self.dim).
 
-    Shapes and dtypes are checked on every call (free: they need no data). Id ranges need the data: they
-    are checked on every call with CPU tensors, so an id outside its vocabulary raises a ValueError naming
-    the feature instead of an opaque index error. On an accelerator that check would stop the host at each
-    step until the device caught up (and under torch.compile it would break the graph), so there `fit`,
-    `evaluate` and `predict` call `check_data` once per data set instead, and the forward pass does not.
+    Shapes and dtypes are checked on every call (free: they need no data). Id ranges
+    need the data: they are checked on every call with CPU tensors, so an id outside its
+    vocabulary raises a ValueError naming the feature instead of an opaque index error.
+    On an accelerator that check would stop the host at each step until the device
+    caught up (and under torch.compile it would break the graph), so there `fit`,
+    `evaluate` and `predict` call `check_data` once per data set instead, and the
+    forward pass does not.
     """
 
     def __init__(self, features: list[Feature] | tuple[Feature, ...]):
@@ -95,7 +117,8 @@ class InputLayer(nn.Module):
             if isinstance(f, Categorical):
                 self.embeddings[f.name] = nn.Embedding(f.vocab_size, f.dim)
             elif isinstance(f, MultiCategorical):
-                # One extra row, index vocab_size, stands for padding and is left out of the pooling.
+                # One extra row, index vocab_size, stands for padding and is left out of
+                # the pooling.
                 self.embeddings[f.name] = nn.EmbeddingBag(
                     f.vocab_size + 1, f.dim, mode=f.pooling, padding_idx=f.vocab_size
                 )
@@ -105,10 +128,11 @@ class InputLayer(nn.Module):
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)  # (B, Σ dim)
 
     def check_data(self, features: Mapping[str, Tensor], n: int | None = None) -> None:
-        """Check a whole data set's (or a batch's) features once, before any weight moves: every
-        declared feature present, a tensor of the declared dtype and shape with `n` rows, dense
-        values finite, ids inside their vocabulary (multi-valued: -1 pads). Raises a ValueError
-        or TypeError naming the feature. `fit`, `evaluate` and `predict` call it."""
+        """Check a whole data set's (or a batch's) features once, before any weight
+        moves: every declared feature present, a tensor of the declared dtype and shape
+        with `n` rows, dense values finite, ids inside their vocabulary
+        (multi-valued: -1 pads). Raises a ValueError or TypeError naming the feature.
+        `fit`, `evaluate` and `predict` call it."""
         for f in self.features:
             x = self._get(features, f)
             self._check_tensor(f, x)
@@ -117,17 +141,26 @@ class InputLayer(nn.Module):
             if isinstance(f, Dense):
                 if not bool(torch.isfinite(x).all()):
                     bad = int((~torch.isfinite(x)).sum())
-                    raise ValueError(f"dense feature {f.name!r} holds {bad} NaN or inf values")
+                    raise ValueError(
+                        f"dense feature {f.name!r} holds {bad} NaN or inf values"
+                    )
             else:
-                self._check_range(f, x, low=-1 if isinstance(f, MultiCategorical) else 0)
+                self._check_range(
+                    f, x, low=-1 if isinstance(f, MultiCategorical) else 0
+                )
 
     @staticmethod
     def _get(features: Mapping[str, Tensor], f: Feature) -> Tensor:
         if f.name not in features:
-            raise ValueError(f"feature {f.name!r} is missing from the batch (it has {sorted(features)})")
+            raise ValueError(
+                f"feature {f.name!r} is missing from the batch (it has "
+                f"{sorted(features)})"
+            )
         value = features[f.name]
         if not isinstance(value, Tensor):
-            raise TypeError(f"feature {f.name!r} must be a torch.Tensor, got {type(value).__name__}")
+            raise TypeError(
+                f"feature {f.name!r} must be a torch.Tensor, got {type(value).__name__}"
+            )
         return value
 
     @staticmethod
@@ -136,23 +169,30 @@ class InputLayer(nn.Module):
         if isinstance(f, Dense):
             if not x.is_floating_point():
                 raise TypeError(
-                    f"dense feature {f.name!r} must be a floating-point tensor, got {x.dtype}"
+                    f"dense feature {f.name!r} must be a floating-point tensor, got "
+                    f"{x.dtype}"
                 )
-            if not (x.dim() == 2 and x.shape[1] == f.dim) and not (x.dim() == 1 == f.dim):
+            if not (x.dim() == 2 and x.shape[1] == f.dim) and not (
+                x.dim() == 1 == f.dim
+            ):
                 raise ValueError(
-                    f"dense feature {f.name!r} must have shape (B, {f.dim}), got {tuple(x.shape)}"
+                    f"dense feature {f.name!r} must have shape (B, {f.dim}), got "
+                    f"{tuple(x.shape)}"
                 )
             return
         if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
-            raise TypeError(f"id feature {f.name!r} must be an integer tensor, got {x.dtype}")
+            raise TypeError(
+                f"id feature {f.name!r} must be an integer tensor, got {x.dtype}"
+            )
         if isinstance(f, Categorical) and x.dim() != 1:
             raise ValueError(
-                f"categorical feature {f.name!r} must have shape (B,), got {tuple(x.shape)}"
+                f"categorical feature {f.name!r} must have shape (B,), got "
+                f"{tuple(x.shape)}"
             )
         if isinstance(f, MultiCategorical) and x.dim() != 2:
             raise ValueError(
-                f"multi-valued feature {f.name!r} must have shape (B, L) padded with -1, "
-                f"got {tuple(x.shape)}"
+                f"multi-valued feature {f.name!r} must have shape (B, L) padded with "
+                f"-1, got {tuple(x.shape)}"
             )
 
     def _embed(self, f: Feature, x: Tensor) -> Tensor:
@@ -165,14 +205,16 @@ class InputLayer(nn.Module):
             return self.embeddings[f.name](x.long())  # (B, dim)
         if self._checks_here(x):
             self._check_range(f, x, low=-1)
-        ids = x.long().masked_fill(x < 0, f.vocab_size)  # (B, L), padding → the padding row
+        # (B, L), padding → the padding row
+        ids = x.long().masked_fill(x < 0, f.vocab_size)
         return self.embeddings[f.name](ids)  # (B, dim)
 
     @staticmethod
     def _checks_here(x: Tensor) -> bool:
-        """Whether the forward pass checks id ranges itself: for CPU tensors outside torch.compile. On an
-        accelerator the read-back would stall every step, under torch.compile it would break the graph;
-        there `check_data` (run by fit/predict once per data set) covers it."""
+        """Whether the forward pass checks id ranges itself: for CPU tensors outside
+        torch.compile. On an accelerator the read-back would stall every step, under
+        torch.compile it would break the graph; there `check_data` (run by fit/predict
+        once per data set) covers it."""
         return x.device.type == "cpu" and not torch.compiler.is_compiling()
 
     @staticmethod
@@ -182,8 +224,8 @@ class InputLayer(nn.Module):
         lo, hi = int(x.min()), int(x.max())
         if lo < low or hi >= f.vocab_size:
             raise ValueError(
-                f"feature {f.name!r} has ids in [{lo}, {hi}] but its vocabulary is [0, {f.vocab_size})"
-                + (" (with -1 for padding)" if low < 0 else "")
+                f"feature {f.name!r} has ids in [{lo}, {hi}] but its vocabulary is [0, "
+                f"{f.vocab_size})" + (" (with -1 for padding)" if low < 0 else "")
             )
 
     def _dtype(self) -> torch.dtype:

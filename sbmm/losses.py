@@ -1,13 +1,13 @@
 """Per-objective losses: masks, sample weights, and the labels' checks.
 
-L_objective is the mean, over the samples the objective admits (`sbmm.objectives.admitted`), of
-the per-sample loss times the per-sample weight:
+L_objective is the mean, over the samples the objective admits
+(`sbmm.objectives.admitted`), of the per-sample loss times the per-sample weight:
 
     L_objective = Σ_i m_i s_i ℓ_i / Σ_i m_i        (zero when no sample is admitted)
 
-with ℓ the binary cross-entropy on a logit or the squared error on a value. How the objectives'
-losses combine into one is the weighting strategy's business (`sbmm.weighting`); the declared
-combination Σ_t w_t Σ_o w_o L_o is `multitask_loss`.
+with ℓ the binary cross-entropy on a logit or the squared error on a value. How the
+objectives' losses combine into one is the weighting strategy's business
+(`sbmm.weighting`); the declared combination Σ_t w_t Σ_o w_o L_o is `multitask_loss`.
 """
 
 from __future__ import annotations
@@ -34,9 +34,10 @@ __all__ = [
     "check_labels",
 ]
 
-# The mean of a batch statistic (a sum or a count, a 0-d tensor) over the data-parallel ranks.
-# Every mean a loss takes divides by statistics averaged this way, so that N ranks' averaged
-# gradients equal one process's; None (one process) leaves them as they are.
+# The mean of a batch statistic (a sum or a count, a 0-d tensor) over the data-parallel
+# ranks. Every mean a loss takes divides by statistics averaged this way, so that N
+# ranks' averaged gradients equal one process's; None (one process) leaves them as they
+# are.
 Across = Callable[[Tensor], Tensor]
 
 
@@ -52,9 +53,10 @@ def sample_weights(
 
     keep:   (B,) bool, the samples the loss admits; None: those `admitted` names. A
             `SampleWeight`'s "batch_mean" averages over the admitted weighted samples.
-    target: (B,) the label the loss fits, whose positives `SampleWeight(on=...)` refers to;
-            None: the objective's label column.
-    across: see `Across`: makes a "batch_mean" the global batch's under data parallelism.
+    target: (B,) the label the loss fits, whose positives `SampleWeight(on=...)` refers
+            to; None: the objective's label column.
+    across: see `Across`: makes a "batch_mean" the global batch's under data
+            parallelism.
     """
     sw = objective.sample_weight
     if sw is None:
@@ -79,19 +81,22 @@ def objective_loss(
     *,
     across: Across | None = None,
 ) -> Tensor:
-    """The scalar loss of one objective on a batch: Σ m·s·ℓ / Σ m (0 when none is admitted).
+    """The scalar loss of one objective on a batch: Σ m·s·ℓ / Σ m
+    (0 when none is admitted).
 
     prediction:  (B,) logits (binary) or values (regression), or (B, dim) for dim > 1.
-    target:      the label to fit, if not the objective's own column (entire-space training,
-                 which admits every sample).
+    target:      the label to fit, if not the objective's own column
+                 (entire-space training, which admits every sample).
     across:      see `Across`; None: one process.
     """
     keep = admitted(objective, batch.labels) if target is None else None
-    target = (batch.labels[objective.target] if target is None else target).to(prediction.dtype)
+    target = (batch.labels[objective.target] if target is None else target).to(
+        prediction.dtype
+    )
     weight = sample_weights(objective, batch, keep=keep, target=target, across=across)
     if keep is not None:
-        # Zero excluded samples' inputs, not only their losses: a NaN or inf there must not
-        # reach the loss or its gradient (NaN · 0 is NaN).
+        # Zero excluded samples' inputs, not only their losses: a NaN or inf there must
+        # not reach the loss or its gradient (NaN · 0 is NaN).
         row = keep if prediction.dim() == 1 else keep.unsqueeze(1)
         prediction = torch.where(row, prediction, 0.0)
         target = torch.where(row, target, 0.0)
@@ -104,7 +109,8 @@ def objective_loss(
     if plain:  # the fast path: nothing to mask, weigh or share out
         return loss
     if loss.dim() > 1:
-        loss = loss.mean(dim=1)  # (B,): a multi-valued regression averages over its values
+        # (B,): a multi-valued regression averages over its values
+        loss = loss.mean(dim=1)
     if weight is not None:
         loss = loss * weight.to(loss.dtype)
     if keep is None and across is None:
@@ -128,8 +134,8 @@ def objective_losses(
 ) -> dict[str, Tensor]:
     """Every objective's loss L_o (unweighted), by objective name, in declaration order.
 
-    A conditional objective is trained on the samples it admits ("masked"), or on every sample
-    through the product with what it is given ("entire"); see `Objective`.
+    A conditional objective is trained on the samples it admits ("masked"), or on every
+    sample through the product with what it is given ("entire"); see `Objective`.
     """
     losses = {}
     for o in (o for t in towers for o in t.objectives):
@@ -137,7 +143,9 @@ def objective_losses(
             prediction, target = entire_space_inputs(o, predictions, towers, batch)
             losses[o.name] = objective_loss(o, prediction, batch, target, across=across)
         else:
-            losses[o.name] = objective_loss(o, predictions[o.name], batch, across=across)
+            losses[o.name] = objective_loss(
+                o, predictions[o.name], batch, across=across
+            )
     return losses
 
 
@@ -149,16 +157,19 @@ def declared_weights(towers: Sequence[Tower]) -> dict[str, float]:
 def multitask_loss(
     towers: Sequence[Tower], predictions: Mapping[str, Tensor], batch: Batch
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """The declared total Σ_t w_t Σ_o w_o L_o, and every L_o (unweighted) by objective name."""
+    """The declared total Σ_t w_t Σ_o w_o L_o, and every L_o (unweighted) by objective
+    name."""
     losses = objective_losses(towers, predictions, batch)
     total = weighted_sum(
-        (t.weight, weighted_sum((o.weight, losses[o.name]) for o in t.objectives)) for t in towers
+        (t.weight, weighted_sum((o.weight, losses[o.name]) for o in t.objectives))
+        for t in towers
     )
     return total, losses
 
 
 def weighted_sum(terms: Iterable[tuple[float, Tensor]]) -> Tensor:
-    """Σ w·x, skipping the multiplications by 1 (each one is a kernel and a backward step)."""
+    """Σ w·x, skipping the multiplications by 1 (each one is a kernel and a backward
+    step)."""
     total = None
     for w, x in terms:
         x = x if w == 1 else w * x
@@ -167,13 +178,13 @@ def weighted_sum(terms: Iterable[tuple[float, Tensor]]) -> Tensor:
 
 
 def check_labels(towers: Sequence[Tower], batch: Batch) -> None:
-    """Check, once per data set, that `batch` can train these towers; raise a ValueError naming
-    the objective and the label.
+    """Check, once per data set, that `batch` can train these towers; raise a ValueError
+    naming the objective and the label.
 
-    Every objective's label and mask exist with one row (or `dim` values) per sample; masks are
-    0/1; on the rows where a label is read (those the objective admits, or, entire-space, where
-    its chain holds) it is finite, and 0/1 for a binary objective; sample weights exist, are
-    finite and non-negative.
+    Every objective's label and mask exist with one row (or `dim` values) per sample;
+    masks are 0/1; on the rows where a label is read (those the objective admits, or,
+    entire-space, where its chain holds) it is finite, and 0/1 for a binary objective;
+    sample weights exist, are finite and non-negative.
     """
     n = len(batch)
     for o in (o for t in towers for o in t.objectives):
@@ -198,15 +209,23 @@ def check_labels(towers: Sequence[Tower], batch: Batch) -> None:
                 )
             if m.shape != (n,) or not bool(((m == 0) | (m == 1)).all()):
                 raise ValueError(
-                    f"objective {o.name!r}: mask {o.mask!r} must be a (B,) label of 0s and 1s"
+                    f"objective {o.name!r}: mask {o.mask!r} must be a (B,) label of 0s "
+                    "and 1s"
                 )
         rows = labelled_rows(o, batch.labels, towers)
         read = y if rows is None else y[rows]
         if read.is_floating_point() and not bool(torch.isfinite(read).all()):
-            raise ValueError(f"objective {o.name!r}: label {o.target!r} contains NaN or inf")
+            raise ValueError(
+                f"objective {o.name!r}: label {o.target!r} contains NaN or inf"
+            )
         if o.kind == "binary" and not bool(((read == 0) | (read == 1)).all()):
-            raise ValueError(f"objective {o.name!r}: binary label {o.target!r} must be 0 or 1")
+            raise ValueError(
+                f"objective {o.name!r}: binary label {o.target!r} must be 0 or 1"
+            )
         if o.sample_weight is not None:
-            w = sample_weights(o, batch)  # (n,): the sources' shapes are checked as read
+            # (n,): the sources' shapes are checked as read
+            w = sample_weights(o, batch)
             if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
-                raise ValueError(f"objective {o.name!r}: sample weights must be finite and >= 0")
+                raise ValueError(
+                    f"objective {o.name!r}: sample weights must be finite and >= 0"
+                )

@@ -1,10 +1,11 @@
 """Metrics (scikit-learn underneath).
 
-`objective_metrics`: per objective, AUC and log loss for binary objectives, RMSE for regression, against
-the observed labels. `truth_auc` and `excess_log_loss` score a model against a simulator's true
-probabilities instead: each impression counts as a positive with weight p and as a negative with weight
-1 − p, which is the expectation over every 0/1 label the world could have drawn, so the label noise of one
-finite test set drops out.
+`objective_metrics`: per objective, AUC and log loss for binary objectives, RMSE for
+regression, against the observed labels. `truth_auc` and `excess_log_loss` score a model
+against a simulator's true probabilities instead: each impression counts as a positive
+with weight p and as a negative with weight 1 − p, which is the expectation over every
+0/1 label the world could have drawn, so the label noise of one finite test set drops
+out.
 """
 
 from __future__ import annotations
@@ -31,10 +32,13 @@ def objective_metrics(
 ) -> dict[str, float]:
     """Metrics of one objective over the rows where its label is read
     (`sbmm.objectives.labelled_rows`): a like model given click is scored on clicked
-    impressions, masked or trained on the entire space (`towers` then declare its chain).
+    impressions, masked or trained on the entire space (`towers` then declare its
+    chain).
 
-    prediction: (B,) logits for a binary objective, (B,) or (B, dim) values for a regression one.
-    Returns {"auc", "logloss"} (binary) or {"rmse"} (regression), plus "n", the samples scored.
+    prediction: (B,) logits for a binary objective, (B,) or (B, dim) values for a
+                regression one.
+    Returns {"auc", "logloss"} (binary) or {"rmse"} (regression), plus "n", the samples
+    scored.
     AUC is NaN when the admitted samples hold only one class (it is undefined there).
     Raises a ValueError naming the objective when a prediction is NaN or infinite.
     """
@@ -56,15 +60,26 @@ def objective_metrics(
         return {"rmse": math.sqrt(mean_squared_error(y, p.numpy())), "n": n}
     prob = torch.sigmoid(p).numpy()
     auc = roc_auc_score(y, prob) if len(np.unique(y)) == 2 else math.nan
-    return {"auc": float(auc), "logloss": float(log_loss(y, prob, labels=[0, 1])), "n": n}
+    return {
+        "auc": float(auc),
+        "logloss": float(log_loss(y, prob, labels=[0, 1])),
+        "n": n,
+    }
 
 
-def _as_outcomes(score: ArrayLike | Tensor, p_true: ArrayLike | Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each of the N rows twice, as outcome 1 with weight p and outcome 0 with weight 1 − p:
-    (labels (2N,), scores (2N,), weights (2N,))."""
-    s, p = (np.asarray(torch.as_tensor(a).detach().double().cpu()) for a in (score, p_true))
+def _as_outcomes(
+    score: ArrayLike | Tensor, p_true: ArrayLike | Tensor
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each of the N rows twice, as outcome 1 with weight p and outcome 0 with weight
+    1 − p: (labels (2N,), scores (2N,), weights (2N,))."""
+    s, p = (
+        np.asarray(torch.as_tensor(a).detach().double().cpu()) for a in (score, p_true)
+    )
     if s.ndim != 1 or s.shape != p.shape:
-        raise ValueError(f"score and p_true must be 1-d and of one length, got shapes {s.shape} and {p.shape}")
+        raise ValueError(
+            f"score and p_true must be 1-d and of one length, got shapes {s.shape} and "
+            f"{p.shape}"
+        )
     if not np.all(np.isfinite(s)):
         raise ValueError("score holds NaN or infinite values")
     if not np.all((p >= 0) & (p <= 1)):
@@ -73,19 +88,22 @@ def _as_outcomes(score: ArrayLike | Tensor, p_true: ArrayLike | Tensor) -> tuple
 
 
 def truth_auc(score: ArrayLike | Tensor, p_true: ArrayLike | Tensor) -> float:
-    """The AUC of `score` (N,) (logits, probabilities, any monotone score) expected over labels drawn from
-    the true probabilities `p_true` (N,). Scoring by `p_true` itself gives the highest value possible in
-    that world (below 1 whenever outcomes are uncertain); a constant score gives 0.5."""
+    """The AUC of `score` (N,) (logits, probabilities, any monotone score) expected over
+    labels drawn from the true probabilities `p_true` (N,). Scoring by `p_true` itself
+    gives the highest value possible in that world (below 1 whenever outcomes are
+    uncertain); a constant score gives 0.5."""
     y, s, w = _as_outcomes(score, p_true)
     return float(roc_auc_score(y, s, sample_weight=w))
 
 
 def excess_log_loss(q: ArrayLike | Tensor, p_true: ArrayLike | Tensor) -> float:
-    """The expected log loss of predicted probabilities `q` (N,) minus that of the truth `p_true` (N,),
-    over labels drawn from `p_true`: the mean KL(p ‖ q). Zero only for q = p; it measures calibration
-    and ranking together."""
+    """The expected log loss of predicted probabilities `q` (N,) minus that of the truth
+    `p_true` (N,), over labels drawn from `p_true`: the mean KL(p ‖ q). Zero only for
+    q = p; it measures calibration and ranking together."""
     y, q2, w = _as_outcomes(q, p_true)
     if not np.all((q2 >= 0) & (q2 <= 1)):
-        raise ValueError("q must hold probabilities in [0, 1] (apply a sigmoid to logits first)")
+        raise ValueError(
+            "q must hold probabilities in [0, 1] (apply a sigmoid to logits first)"
+        )
     _, p2, _ = _as_outcomes(p_true, p_true)
     return float(log_loss(y, q2, sample_weight=w) - log_loss(y, p2, sample_weight=w))

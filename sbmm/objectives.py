@@ -1,15 +1,17 @@
-"""Objectives and towers: the declarations a model is built from, and the samples each admits.
+"""Objectives and towers: the declarations a model is built from, and the samples each
+admits.
 
-An `Objective` is one thing the model predicts: a click (binary) or a play time (regression). A
-`Tower` is a small MLP on top of the shared part that outputs a group of objectives, usually the
-objectives of one scene. The loss they declare has the two levels of adjustment of a
-shared-bottom model (see `sbmm.losses`):
+An `Objective` is one thing the model predicts: a click (binary) or a play time
+(regression). A `Tower` is a small MLP on top of the shared part that outputs a group of
+objectives, usually the objectives of one scene. The loss they declare has the two
+levels of adjustment of a shared-bottom model (see `sbmm.losses`):
 
     L = Σ_towers w_tower · Σ_objectives-in-tower w_objective · L_objective
 
-Which samples an objective's loss, sample weights, statistics and metrics count is decided in
-one place, `admitted`: the samples whose `mask` label is 1 (all when it has none). A conditional
-objective trained on its own sample space (`given="click"`) has the mask of what it is given.
+Which samples an objective's loss, sample weights, statistics and metrics count is
+decided in one place, `admitted`: the samples whose `mask` label is 1
+(all when it has none). A conditional objective trained on its own sample space
+(`given="click"`) has the mask of what it is given.
 """
 
 from __future__ import annotations
@@ -23,7 +25,14 @@ from .data.batch import Batch
 from .sample_weights import SampleWeight, WeightSource, column_values
 from .validation import is_count, is_number
 
-__all__ = ["Objective", "Tower", "admitted", "labelled_rows", "ancestors", "check_towers"]
+__all__ = [
+    "Objective",
+    "Tower",
+    "admitted",
+    "labelled_rows",
+    "ancestors",
+    "check_towers",
+]
 
 
 @dataclass(frozen=True)
@@ -35,22 +44,25 @@ class Objective:
                    "regression" (the model outputs a value; loss: mean squared error).
     weight:        the objective's weight inside its tower.
     label:         the label column it trains on; defaults to `name`.
-    mask:          name of a 0/1 label that must be 1 for a sample to count (like counts only
-                   where click is 1); None: every sample counts. A masked conditional
-                   objective takes the label of what it is given as its mask.
-    sample_weight: per-sample loss weights: the name of a label or feature column, a function
-                   Batch → (B,) tensor, or a `SampleWeight` declaration; None: all weigh 1.
-    dim:           values per sample for a regression objective (the seed's 3- and 2-wide
-                   targets); its prediction and label are then (B, dim), else (B,).
-    given:         for a conditional objective, the binary objective it follows (like is given
-                   click): its prediction is then conditional, p(like | click) or
-                   E[play_time | click].
-    space:         how a conditional objective is trained. "masked": on its own sample space,
-                   the samples whose `given` label is 1 (its mask). "entire" (ESMM, Ma et al.,
-                   2018): on every sample, through the product with the probability of what it
-                   is given: p(click ∧ like) = p(click) · p(like | click) against click·like
-                   (binary), or E[play_time] = p(click) · E[play_time | click] against
-                   play_time (regression).
+    mask:          name of a 0/1 label that must be 1 for a sample to count
+                   (like counts only where click is 1); None: every sample counts. A
+                   masked conditional objective takes the label of what it is given as
+                   its mask.
+    sample_weight: per-sample loss weights: the name of a label or feature column, a
+                   function Batch → (B,) tensor, or a `SampleWeight` declaration; None:
+                   all weigh 1.
+    dim:           values per sample for a regression objective
+                   (the seed's 3- and 2-wide targets); its prediction and label are then
+                   (B, dim), else (B,).
+    given:         for a conditional objective, the binary objective it follows
+                   (like is given click): its prediction is then conditional,
+                   p(like | click) or E[play_time | click].
+    space:         how a conditional objective is trained. "masked": on its own sample
+                   space, the samples whose `given` label is 1 (its mask). "entire"
+                   (ESMM, Ma et al., 2018): on every sample, through the product with
+                   the probability of what it is given: p(click ∧ like) = p(click) ·
+                   p(like | click) against click·like (binary), or E[play_time] =
+                   p(click) · E[play_time | click] against play_time (regression).
     """
 
     name: str
@@ -80,20 +92,25 @@ class Objective:
         if self.space not in ("masked", "entire"):
             raise problem(f"space must be 'masked' or 'entire', got {self.space!r}")
         if self.space == "entire" and self.given is None:
-            raise problem("an entire-space objective needs `given`, the objective it follows")
+            raise problem(
+                "an entire-space objective needs `given`, the objective it follows"
+            )
         if self.space == "entire" and self.mask is not None:
-            raise problem("an entire-space objective is trained on every sample; drop `mask`")
+            raise problem(
+                "an entire-space objective is trained on every sample; drop `mask`"
+            )
         if self.given == self.name:
             raise ValueError(f"objective {self.name!r} cannot be given itself")
         if self.given is not None and self.space == "masked" and self.mask is None:
-            # One spelling of the restriction: given="click" in its own space is mask="click"
-            # (`check_towers` makes sure the mask is the label of what it is given).
+            # One spelling of the restriction: given="click" in its own space is
+            # mask="click" (`check_towers` makes sure the mask is the label of what it
+            # is given).
             object.__setattr__(self, "mask", self.given)
         sw = self.sample_weight
         if not (sw is None or isinstance(sw, (str, SampleWeight)) or callable(sw)):
             raise TypeError(
-                f"objective {self.name!r}: sample_weight must be a column name, a function "
-                "of the batch, a SampleWeight, or None"
+                f"objective {self.name!r}: sample_weight must be a column name, a "
+                "function of the batch, a SampleWeight, or None"
             )
         if isinstance(sw, SampleWeight) and sw.on != "all" and self.kind != "binary":
             raise problem(
@@ -107,10 +124,10 @@ class Objective:
         return self.label or self.name
 
     def with_statistics(self, data: Batch) -> Objective:
-        """This objective with its `SampleWeight`'s data-set statistics computed on `data` (the
-        training data) over the samples it admits, and stored as numbers: clip_quantile becomes
-        clip, "dataset_mean" becomes the mean weight. Returns the objective itself when there
-        is none to compute."""
+        """This objective with its `SampleWeight`'s data-set statistics computed on
+        `data` (the training data) over the samples it admits, and stored as numbers:
+        clip_quantile becomes clip, "dataset_mean" becomes the mean weight. Returns the
+        objective itself when there is none to compute."""
         sw = self.sample_weight
         if not (isinstance(sw, SampleWeight) and sw.needs_statistics):
             return self
@@ -130,8 +147,9 @@ class Objective:
 
 
 def admitted(objective: Objective, labels: Mapping[str, Tensor]) -> Tensor | None:
-    """(B,) bool, the samples `objective` counts in its loss, sample-weight means, data-set
-    statistics and metrics: those whose `mask` label is 1. None when it counts every sample."""
+    """(B,) bool, the samples `objective` counts in its loss, sample-weight means,
+    data-set statistics and metrics: those whose `mask` label is 1. None when it counts
+    every sample."""
     if objective.mask is None:
         return None
     if objective.mask not in labels:
@@ -145,17 +163,18 @@ def admitted(objective: Objective, labels: Mapping[str, Tensor]) -> Tensor | Non
 def labelled_rows(
     objective: Objective, labels: Mapping[str, Tensor], towers: Sequence[Tower] = ()
 ) -> Tensor | None:
-    """(B,) bool, the rows where `objective`'s own label is read and its prediction scored;
-    None: all. These are the rows it admits, except for an entire-space objective, which is
-    trained on every row but whose label exists, and whose conditional prediction is scored,
-    only where every label along its chain is 1 (`towers` declare the chain)."""
+    """(B,) bool, the rows where `objective`'s own label is read and its prediction
+    scored; None: all. These are the rows it admits, except for an entire-space
+    objective, which is trained on every row but whose label exists, and whose
+    conditional prediction is scored, only where every label along its chain is 1
+    (`towers` declare the chain)."""
     if not (objective.given is not None and objective.space == "entire"):
         return admitted(objective, labels)
     by_name = {o.name: o for t in towers for o in t.objectives}
     if objective.given not in by_name:
         raise ValueError(
-            f"objective {objective.name!r}: the towers do not declare {objective.given!r}, "
-            "what it is given"
+            f"objective {objective.name!r}: the towers do not declare "
+            f"{objective.given!r}, what it is given"
         )
     rows = None
     for parent in ancestors(objective, by_name):
@@ -166,8 +185,9 @@ def labelled_rows(
 
 @dataclass(frozen=True)
 class Tower:
-    """A task tower: an MLP of `hidden` widths (ReLU) on the shared part's output, ending in one
-    output per objective value. `weight` multiplies the tower's whole loss."""
+    """A task tower: an MLP of `hidden` widths (ReLU) on the shared part's output,
+    ending in one output per objective value. `weight` multiplies the tower's whole
+    loss."""
 
     name: str
     objectives: Sequence[Objective]
@@ -183,14 +203,18 @@ class Tower:
             raise ValueError(f"tower {self.name!r} has no objectives")
         for o in self.objectives:
             if not isinstance(o, Objective):
-                raise TypeError(f"tower {self.name!r}: objectives must be Objective, got {o!r}")
+                raise TypeError(
+                    f"tower {self.name!r}: objectives must be Objective, got {o!r}"
+                )
         if not all(is_count(h) for h in self.hidden):
             raise ValueError(
-                f"tower {self.name!r}: hidden widths must be integers >= 1, got {self.hidden}"
+                f"tower {self.name!r}: hidden widths must be integers >= 1, got "
+                f"{self.hidden}"
             )
         if not (is_number(self.weight) and self.weight >= 0):
             raise ValueError(
-                f"tower {self.name!r}: weight must be a finite number >= 0, got {self.weight!r}"
+                f"tower {self.name!r}: weight must be a finite number >= 0, got "
+                f"{self.weight!r}"
             )
 
     @property
@@ -199,8 +223,8 @@ class Tower:
 
 
 def check_towers(towers: Sequence[Tower]) -> tuple[Tower, ...]:
-    """Validate a model's towers: at least one, unique tower and objective names, and every
-    `given` naming a binary objective of the model without a cycle."""
+    """Validate a model's towers: at least one, unique tower and objective names, and
+    every `given` naming a binary objective of the model without a cycle."""
     towers = tuple(towers)
     if not towers:
         raise ValueError("a model needs at least one tower")
@@ -219,26 +243,30 @@ def check_towers(towers: Sequence[Tower]) -> tuple[Tower, ...]:
             continue
         if o.given not in by_name:
             raise ValueError(
-                f"objective {o.name!r} is given {o.given!r}, which is not an objective of "
-                f"the model {names}"
+                f"objective {o.name!r} is given {o.given!r}, which is not an objective "
+                f"of the model {names}"
             )
         parent = by_name[o.given]
         if parent.kind != "binary":
             raise ValueError(
-                f"objective {o.name!r} is given {o.given!r}, which must be a binary objective"
+                f"objective {o.name!r} is given {o.given!r}, which must be a binary "
+                "objective"
             )
         if o.dim != 1:
             raise ValueError(f"objective {o.name!r}: a conditional objective has dim 1")
         if o.space == "masked" and o.mask != parent.target:
             raise ValueError(
-                f"objective {o.name!r} is given {o.given!r} in its own space, so it counts "
-                f"where label {parent.target!r} is 1; declare mask={parent.target!r} or none"
+                f"objective {o.name!r} is given {o.given!r} in its own space, so it "
+                f"counts where label {parent.target!r} is 1; declare "
+                f"mask={parent.target!r} or none"
             )
         ancestors(o, by_name)  # raises on a cycle
     return towers
 
 
-def ancestors(objective: Objective, by_name: Mapping[str, Objective]) -> list[Objective]:
+def ancestors(
+    objective: Objective, by_name: Mapping[str, Objective]
+) -> list[Objective]:
     """The chain of objectives `objective` is given, nearest first (like → [click] or
     [click, stay])."""
     chain: list[Objective] = []

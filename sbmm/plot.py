@@ -1,5 +1,5 @@
-"""The book's standard figures (matplotlib): learning curves against a reference level, and
-paired comparisons across seeds with their intervals."""
+"""The book's standard figures (matplotlib): learning curves against a reference level,
+and paired comparisons across seeds with their intervals."""
 
 from __future__ import annotations
 
@@ -23,8 +23,9 @@ def learning_curves(
     floors: Mapping[str, float] | None = None,
     ax: Axes | None = None,
 ) -> Axes:
-    """One line per named curve (values per epoch, epochs counted from 1) and a dashed horizontal line per
-    named floor (a reference level such as the loss of predicting the mean)."""
+    """One line per named curve (values per epoch, epochs counted from 1) and a dashed
+    horizontal line per named floor (a reference level such as the loss of predicting
+    the mean)."""
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
     for name, values in curves.items():
@@ -38,7 +39,8 @@ def learning_curves(
 
 
 def history_curves(history: History, names: Sequence[str], **kwargs) -> Axes:
-    """`learning_curves` of the training and validation loss of the objectives `names` from a `History`."""
+    """`learning_curves` of the training and validation loss of the objectives `names`
+    from a `History`."""
     curves = {}
     for name in names:
         curves[f"{name} (train)"] = history.train_loss[name]

@@ -11,7 +11,8 @@ __all__ = ["seed_everything", "default_device"]
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and PyTorch's (CPU and CUDA) random generators with `seed`."""
+    """Seed Python's, NumPy's and PyTorch's (CPU and CUDA) random generators with
+    `seed`."""
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
     random.seed(seed)

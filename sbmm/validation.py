@@ -18,10 +18,12 @@ def is_count(x, minimum: int = 1) -> bool:
 
 
 def check_number(what: str, x, *, minimum: float = 0.0, strict: bool = False) -> float:
-    """`x` if it is a finite number >= `minimum` (> with `strict`); else a ValueError naming
-    `what`."""
+    """`x` if it is a finite number >= `minimum` (> with `strict`); else a ValueError
+    naming `what`."""
     ok = is_number(x) and (x > minimum if strict else x >= minimum)
     if not ok:
         relation = ">" if strict else ">="
-        raise ValueError(f"{what} must be a finite number {relation} {minimum:g}, got {x!r}")
+        raise ValueError(
+            f"{what} must be a finite number {relation} {minimum:g}, got {x!r}"
+        )
     return x

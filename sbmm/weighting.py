@@ -1,25 +1,34 @@
-"""Loss-weighting strategies: how per-objective losses become the gradients the optimiser applies.
+"""Loss-weighting strategies: how per-objective losses become the gradients the
+optimiser applies.
 
-A strategy is independent of the architecture (LibMTL's split): it sees the per-objective losses and,
-where it needs gradients, the model's `shared_parameters()`. Each starts from the declared weights,
-c_o = w_tower · w_objective, and `fit(model, ..., weighting=strategy)` drives it:
+A strategy is independent of the architecture (LibMTL's split): it sees the
+per-objective losses and, where it needs gradients, the model's `shared_parameters()`.
+Each starts from the declared weights, c_o = w_tower · w_objective, and
+`fit(model, ..., weighting=strategy)` drives it:
 
-    strategy.bind(model)                 once: check names, create the strategy's own parameters
-    strategy.backward(losses) → total    every step: set the parameters' .grad; returns the
-                                         weighted total Σ_o w_o·L_o under the weights in force,
-                                         detached (what History records as "total")
+    strategy.bind(model)                 once: check names, create the strategy's own
+                                         parameters
+    strategy.backward(losses) → total    every step: set the parameters' .grad; returns
+                                         the weighted total Σ_o w_o·L_o under the
+                                         weights in force, detached (what History
+                                         records as "total")
     strategy.after_step()                every step, after the optimiser's step
-    strategy.end_epoch(epoch_losses)     every epoch, with the epoch's mean loss per objective
-    strategy.weights() → {objective: w}  the weights in force now (recorded in History.weights)
-    strategy.total(losses) → total       Σ_o w_o·L_o under the weights in force: validation's
-                                         "total" and what `keep_best` compares, so training and
-                                         validation measure one thing
+    strategy.end_epoch(epoch_losses)     every epoch, with the epoch's mean loss per
+                                         objective
+    strategy.weights() → {objective: w}  the weights in force now (recorded in
+                                         History.weights)
+    strategy.total(losses) → total       Σ_o w_o·L_o under the weights in force:
+                                         validation's "total" and what `keep_best`
+                                         compares, so training and validation measure
+                                         one thing
 
-A strategy that takes gradients itself (`takes_gradients`, GradNorm and PCGrad) cannot run
-inside DistributedDataParallel, which only averages what `backward` leaves in `.grad`.
+A strategy that takes gradients itself (`takes_gradients`, GradNorm and PCGrad) cannot
+run inside DistributedDataParallel, which only averages what `backward` leaves in
+`.grad`.
 
-Strategies: `Static` (the declared weights, or given ones), `Uncertainty` (Kendall et al., 2018),
-`GradNorm` (Chen et al., 2018), `DWA` (Liu et al., 2019), `PCGrad` (Yu et al., 2020).
+Strategies: `Static` (the declared weights, or given ones), `Uncertainty` (Kendall et
+al., 2018), `GradNorm` (Chen et al., 2018), `DWA` (Liu et al., 2019), `PCGrad` (Yu et
+al., 2020).
 """
 
 from __future__ import annotations
@@ -37,13 +46,15 @@ __all__ = ["Weighting", "Static", "Uncertainty", "GradNorm", "DWA", "PCGrad"]
 
 
 class Weighting:
-    """Base class. Subclasses implement `backward` and, if their weights change, `weights`."""
+    """Base class. Subclasses implement `backward` and, if their weights change,
+    `weights`."""
 
     takes_gradients = (
         False  # whether `backward` takes gradients itself (refused under DDP)
     )
-    # Whether the strategy's gradient is that of Σ_o w_o·L_o under float `weights()` with
-    # no parameters of its own, so that `fit_replicas` can train K copies in one pass.
+    # Whether the strategy's gradient is that of Σ_o w_o·L_o under float `weights()`
+    # with no parameters of its own, so that `fit_replicas` can train K copies in one
+    # pass.
     batchable = False
 
     def bind(self, model: MultiTaskModel) -> None:
@@ -52,22 +63,23 @@ class Weighting:
         self.declared = declared_weights(model.tower_specs)
 
     def total(self, losses: Mapping[str, Tensor]) -> Tensor:
-        """Σ_o w_o·L_o under the weights in force now (detached): the one combination History
-        records for training and validation alike."""
+        """Σ_o w_o·L_o under the weights in force now (detached): the one combination
+        History records for training and validation alike."""
         weights = self.weights()
         with torch.no_grad():
             return weighted_sum((weights[name], losses[name]) for name in self.names)
 
     def parameters(self) -> list[nn.Parameter]:
-        """The strategy's own trainable parameters (the optimiser trains them with the model's)."""
+        """The strategy's own trainable parameters (the optimiser trains them with the
+        model's)."""
         return []
 
     def weights(self) -> dict[str, float]:
         return dict(self.declared)
 
     def backward(self, losses: Mapping[str, Tensor]) -> Tensor:
-        """Backpropagate Σ_o w_o·L_o under `weights()`; a strategy whose weights are tensors
-        or need gradients of their own overrides it."""
+        """Backpropagate Σ_o w_o·L_o under `weights()`; a strategy whose weights are
+        tensors or need gradients of their own overrides it."""
         weights = self.weights()
         total = weighted_sum((weights[name], losses[name]) for name in self.names)
         total.backward()
@@ -79,20 +91,22 @@ class Weighting:
     def end_epoch(self, epoch_losses: Mapping[str, float]) -> None:
         pass
 
-    # The attributes a strategy learns during a run (checkpointed); everything else comes from the
-    # constructor's arguments or is rebuilt by `bind`.
+    # The attributes a strategy learns during a run (checkpointed); everything else
+    # comes from the constructor's arguments or is rebuilt by `bind`.
     STATE: tuple[str, ...] = ()
 
     def state_dict(self) -> dict:
-        """The strategy's learned state (its parameters and running statistics), for checkpoints."""
+        """The strategy's learned state (its parameters and running statistics), for
+        checkpoints."""
         return {key: getattr(self, key) for key in self.STATE}
 
     def load_state_dict(self, state: Mapping) -> None:
-        """Restore `state_dict()` into a bound strategy; parameters are copied in place (the optimiser
-        keeps referring to them)."""
+        """Restore `state_dict()` into a bound strategy; parameters are copied in place
+        (the optimiser keeps referring to them)."""
         if set(state) != set(self.STATE):
             raise ValueError(
-                f"{type(self).__name__}: a checkpoint's state has {sorted(state)}, expected {sorted(self.STATE)}"
+                f"{type(self).__name__}: a checkpoint's state has {sorted(state)}, "
+                f"expected {sorted(self.STATE)}"
             )
         for key, value in state.items():
             current = getattr(self, key)
@@ -106,14 +120,15 @@ class Weighting:
         unknown = sorted(set(names) - set(self.names))
         if unknown:
             raise ValueError(
-                f"{type(self).__name__}: {what} names unknown objective(s) {unknown}; the model has {self.names}"
+                f"{type(self).__name__}: {what} names unknown objective(s) {unknown}; "
+                f"the model has {self.names}"
             )
 
 
 class Static(Weighting):
-    """Fixed weights: the declared c_o = w_tower · w_objective, or, for the objectives `weights`
-    names ({objective: weight}), w_tower · weight: the given weight takes the place of the
-    objective's own weight, inside its tower."""
+    """Fixed weights: the declared c_o = w_tower · w_objective, or, for the objectives
+    `weights` names ({objective: weight}), w_tower · weight: the given weight takes the
+    place of the objective's own weight, inside its tower."""
 
     batchable = True
 
@@ -133,9 +148,11 @@ class Static(Weighting):
 class Uncertainty(Weighting):
     """Homoscedastic-uncertainty weighting (Kendall et al., 2018).
 
-    One learned log-variance s_o = log σ_o² per objective:  L = Σ_o ½·exp(−s_o)·c_o·L_o + ½·s_o.
-    For a fixed loss value ℓ the term is minimised at s = log ℓ, so the weight ½·exp(−s) settles at 1/(2ℓ):
-    objectives with larger losses (noisier ones) are weighted down.
+    One learned log-variance s_o = log σ_o² per objective:
+    L = Σ_o ½·exp(−s_o)·c_o·L_o + ½·s_o.
+    For a fixed loss value ℓ the term is minimised at s = log ℓ, so the weight
+    ½·exp(−s) settles at 1/(2ℓ): objectives with larger losses (noisier ones) are
+    weighted down.
     """
 
     STATE = ("log_var",)
@@ -166,9 +183,11 @@ class Uncertainty(Weighting):
 class DWA(Weighting):
     """Dynamic weight average (Liu et al., 2019).
 
-    With r_o = L_o(t−1) / L_o(t−2), the ratio of an objective's mean loss over the last two epochs,
-    epoch t weighs objective o by  K · exp(r_o / T) / Σ_j exp(r_j / T)  (K objectives, temperature T),
-    times its declared c_o. The first two epochs use weight 1. A loss that falls slowly gets more weight.
+    With r_o = L_o(t−1) / L_o(t−2), the ratio of an objective's mean loss over the last
+    two epochs, epoch t weighs objective o by
+    K · exp(r_o / T) / Σ_j exp(r_j / T)  (K objectives, temperature T), times its
+    declared c_o. The first two epochs use weight 1. A loss that falls slowly gets more
+    weight.
     """
 
     batchable = True
@@ -200,16 +219,21 @@ class DWA(Weighting):
 
 
 class GradNorm(Weighting):
-    """GradNorm (Chen et al., 2018): learn weights that balance the objectives' gradient norms.
+    """GradNorm (Chen et al., 2018): learn weights that balance the objectives' gradient
+    norms.
 
-    W is the model's last shared layer (the last weight matrix among `shared_parameters()`). Each step,
-    with weights w_o (initially 1) and relative inverse training rates r_o = (L_o(t)/L_o(0)) / mean_j(·):
+    W is the model's last shared layer (the last weight matrix among
+    `shared_parameters()`). Each step, with weights w_o (initially 1) and relative
+    inverse training rates r_o = (L_o(t)/L_o(0)) / mean_j(·):
 
         G_o = ‖∇_W w_o·c_o·L_o‖,   target_o = mean_j(G_j) · r_o^α   (held constant),
-        L_grad = Σ_o |G_o − target_o|   trains the w_o;   Σ_o w_o·c_o·L_o trains the model.
+        L_grad = Σ_o |G_o − target_o|   trains the w_o;
+        Σ_o w_o·c_o·L_o trains the model.
 
-    After each optimiser step the weights are renormalised to sum to the number of objectives.
-    α: how strongly to pull lagging objectives up (the paper's asymmetry; 1.5 by default).
+    After each optimiser step the weights are renormalised to sum to the number of
+    objectives.
+    α: how strongly to pull lagging objectives up (the paper's asymmetry; 1.5 by
+    default).
     """
 
     STATE = ("w", "initial")
@@ -275,11 +299,13 @@ class GradNorm(Weighting):
 
 
 class PCGrad(Weighting):
-    """Projecting conflicting gradients (Yu et al., 2020), on the model's shared parameters.
+    """Projecting conflicting gradients (Yu et al., 2020), on the model's shared
+    parameters.
 
-    Each objective's gradient g_o = ∇ c_o·L_o on the shared parameters is, for every other objective j
-    in random order, projected off g_j when they conflict (g_o·g_j < 0):  g_o ← g_o − (g_o·g_j/‖g_j‖²) g_j.
-    The shared parameters get Σ_o of the projected g_o; the others (towers) their ordinary gradients.
+    Each objective's gradient g_o = ∇ c_o·L_o on the shared parameters is, for every
+    other objective j in random order, projected off g_j when they conflict
+    (g_o·g_j < 0):  g_o ← g_o − (g_o·g_j/‖g_j‖²) g_j. The shared parameters get Σ_o of
+    the projected g_o; the others (towers) their ordinary gradients.
     """
 
     takes_gradients = True
@@ -306,8 +332,8 @@ class PCGrad(Weighting):
 
 
 def flat_gradient(loss: Tensor, params: list[nn.Parameter]) -> Tensor:
-    """∂loss/∂params flattened into one (n_params,) vector, zeros where the loss does not reach
-    a parameter; the graph is kept for the next gradient."""
+    """∂loss/∂params flattened into one (n_params,) vector, zeros where the loss does
+    not reach a parameter; the graph is kept for the next gradient."""
     grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
     return torch.cat(
         [
@@ -320,8 +346,9 @@ def flat_gradient(loss: Tensor, params: list[nn.Parameter]) -> Tensor:
 def project_conflicts(
     grads: Tensor, generator: torch.Generator | None = None
 ) -> Tensor:
-    """PCGrad's projection: (K, n) gradients → (K, n), each row projected off every other row it conflicts
-    with, visiting the others in random order (from `generator`, or torch's global generator)."""
+    """PCGrad's projection: (K, n) gradients → (K, n), each row projected off every
+    other row it conflicts with, visiting the others in random order (from `generator`,
+    or torch's global generator)."""
     projected = grads.clone()
     k = grads.shape[0]
     for i in range(k):

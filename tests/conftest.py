@@ -6,7 +6,8 @@ import sbmm
 
 @pytest.fixture
 def two_scene_batch() -> sbmm.Batch:
-    """A small batch shaped like the feed: dense inputs, click (0/1), like only where click is 1, play time."""
+    """A small batch shaped like the feed: dense inputs, click (0/1), like only where
+    click is 1, play time."""
     g = torch.Generator().manual_seed(0)
     n = 64
     x = torch.randn(n, 6, generator=g)
@@ -22,7 +23,10 @@ def two_scene_towers() -> list[sbmm.Tower]:
         sbmm.Tower("scene1", [sbmm.Objective("click")], hidden=(8,), weight=1.0),
         sbmm.Tower(
             "scene2",
-            [sbmm.Objective("like", mask="click"), sbmm.Objective("play_time", "regression", mask="click")],
+            [
+                sbmm.Objective("like", mask="click"),
+                sbmm.Objective("play_time", "regression", mask="click"),
+            ],
             hidden=(8,),
             weight=0.5,
         ),

@@ -1,4 +1,5 @@
-"""Bad input is stopped before any weight moves, with an error that names what is wrong."""
+"""Bad input is stopped before any weight moves, with an error that names what is
+wrong."""
 
 import math
 
@@ -10,8 +11,8 @@ from sbmm.weighting import DWA, GradNorm, PCGrad, Static, Uncertainty
 
 
 def feed_like(n=400, seed=0):
-    """Dense x, a click, a like and a play time that exist only after a click (NaN elsewhere,
-    as a real table holds them)."""
+    """Dense x, a click, a like and a play time that exist only after a click
+    (NaN elsewhere, as a real table holds them)."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, 6, generator=g)
     click = (torch.rand(n, generator=g) < torch.sigmoid(2 * x[:, 0])).float()
@@ -56,7 +57,8 @@ def test_given_in_its_own_space_is_the_mask_of_what_it_is_given():
     parent = sbmm.Objective("click", label="clicked")
     with pytest.raises(ValueError, match="'like'.*'clicked'"):
         sbmm.SharedBottom(
-            [sbmm.Dense("x", 6)], [sbmm.Tower("t", [parent, sbmm.Objective("like", given="click")])]
+            [sbmm.Dense("x", 6)],
+            [sbmm.Tower("t", [parent, sbmm.Objective("like", given="click")])],
         )
 
 
@@ -65,12 +67,15 @@ def test_dataset_statistics_count_only_the_rows_a_given_objective_admits():
     data.labels["like"] = torch.nan_to_num(data.labels["like"])
     value = sbmm.SampleWeight("x_value", normalise="dataset_mean")
     data.features["x_value"] = data.features["x"][:, 0].abs()
-    like = sbmm.Objective("like", given="click", sample_weight=value).with_statistics(data)
+    like = sbmm.Objective("like", given="click", sample_weight=value).with_statistics(
+        data
+    )
     clicked = data.labels["click"] > 0
     expected = float(data.features["x_value"][clicked].double().mean())
     assert math.isclose(like.sample_weight.normalise, expected, rel_tol=1e-6)
     everyone = float(data.features["x_value"].double().mean())
-    assert not math.isclose(expected, everyone, rel_tol=1e-3)  # the test can tell them apart
+    # the test can tell them apart
+    assert not math.isclose(expected, everyone, rel_tol=1e-3)
 
 
 def test_nan_labels_where_no_loss_reads_them_are_accepted_and_the_loss_is_finite():
@@ -82,7 +87,9 @@ def test_nan_labels_where_no_loss_reads_them_are_accepted_and_the_loss_is_finite
         assert all(torch.isfinite(loss) for loss in losses.values()), space
         history = sbmm.fit(model, data, data, epochs=1, batch_size=64, progress=False)
         assert math.isfinite(history.valid_loss["like"][0])
-        assert sbmm.evaluate(model, data)["like"]["n"] == int(data.labels["click"].sum())
+        assert sbmm.evaluate(model, data)["like"]["n"] == int(
+            data.labels["click"].sum()
+        )
 
 
 def test_a_nan_label_where_the_loss_reads_it_is_refused_naming_the_objective():
@@ -97,7 +104,8 @@ def test_a_nan_label_where_the_loss_reads_it_is_refused_naming_the_objective():
         assert_untouched(model, before)
 
 
-# Features: checked on train and valid before the first step, and by predict and evaluate.
+# Features: checked on train and valid before the first step, and by predict and
+# evaluate.
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf])
@@ -159,7 +167,9 @@ def test_bad_options_are_refused_naming_the_option(option, value):
 def test_divergence_leaves_the_weights_from_before_the_failed_epoch():
     data = feed_like()
     data.labels["play_time"] = torch.nan_to_num(data.labels["play_time"]) * 1e30
-    declared = [sbmm.Tower("t", [sbmm.Objective("play_time", "regression", mask="click")])]
+    declared = [
+        sbmm.Tower("t", [sbmm.Objective("play_time", "regression", mask="click")])
+    ]
     model = model_of(declared)
     before = weights_of(model)
     with pytest.raises(FloatingPointError, match="epoch 1: the loss of 'play_time'"):
@@ -188,7 +198,9 @@ def test_train_and_valid_totals_are_the_strategys_weighted_sum(strategy):
     )
     for epoch in range(3):
         weights = {name: history.weights[name][epoch] for name in ("click", "like")}
-        expected = sum(w * history.valid_loss[name][epoch] for name, w in weights.items())
+        expected = sum(
+            w * history.valid_loss[name][epoch] for name, w in weights.items()
+        )
         assert math.isclose(history.valid_loss["total"][epoch], expected, rel_tol=1e-5)
 
 

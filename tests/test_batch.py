@@ -5,13 +5,20 @@ import sbmm
 
 
 def make(n=10):
-    return sbmm.Batch({"x": torch.arange(n).float()}, {"y": torch.arange(n) % 2}, {"p": torch.full((n,), 0.5)})
+    return sbmm.Batch(
+        {"x": torch.arange(n).float()},
+        {"y": torch.arange(n) % 2},
+        {"p": torch.full((n,), 0.5)},
+    )
 
 
 def test_rows_are_sliced_together():
     b = make()
     part = b[torch.tensor([3, 1])]
-    assert part.features["x"].tolist() == [3.0, 1.0] and part.labels["y"].tolist() == [1, 1]
+    assert part.features["x"].tolist() == [3.0, 1.0] and part.labels["y"].tolist() == [
+        1,
+        1,
+    ]
     assert len(b[2:5]) == 3 and len(b[b.features["x"] > 6]) == 3
 
 

@@ -1,5 +1,5 @@
-"""Checks of the book itself: the chapters listed in _toc.yml are committed with outputs, and the book
-builds with warnings as errors."""
+"""Checks of the book itself: the chapters listed in _toc.yml are committed with
+outputs, and the book builds with warnings as errors."""
 
 import json
 import re
@@ -21,30 +21,58 @@ def toc_documents() -> list[Path]:
 
 
 def notebooks() -> list[Path]:
-    return [p.with_suffix(".ipynb") for p in toc_documents() if p.with_suffix(".ipynb").exists()]
+    return [
+        p.with_suffix(".ipynb")
+        for p in toc_documents()
+        if p.with_suffix(".ipynb").exists()
+    ]
 
 
 def test_every_toc_entry_exists_and_every_notebook_is_listed():
     for doc in toc_documents():
-        assert doc.with_suffix(".ipynb").exists() or doc.with_suffix(".md").exists(), f"{doc} is in _toc.yml but missing"
+        assert doc.with_suffix(".ipynb").exists() or doc.with_suffix(".md").exists(), (
+            f"{doc} is in _toc.yml but missing"
+        )
     on_disk = set((ROOT / "book").glob("*.ipynb"))
-    assert on_disk == set(notebooks()), "every notebook in book/ must be listed in _toc.yml, and only those"
+    assert on_disk == set(notebooks()), (
+        "every notebook in book/ must be listed in _toc.yml, and only those"
+    )
 
 
 @pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.name)
 def test_notebook_is_committed_with_outputs(path):
     nb = json.loads(path.read_text())
-    code = [c for c in nb["cells"] if c["cell_type"] == "code" and "".join(c["source"]).strip()]
+    code = [
+        c
+        for c in nb["cells"]
+        if c["cell_type"] == "code" and "".join(c["source"]).strip()
+    ]
     assert code, f"{path.name} has no code"
     missing = [i for i, c in enumerate(code) if c.get("execution_count") is None]
-    assert not missing, f"{path.name}: code cells {missing} were committed without being run (`make notebooks`)"
+    assert not missing, (
+        f"{path.name}: code cells {missing} were committed without being run "
+        "(`make notebooks`)"
+    )
     silent = [i for i, c in enumerate(code) if not c.get("outputs")]
-    assert not silent, f"{path.name}: code cells {silent} have no output; the build would re-execute the notebook"
-    errors = [o.get("ename") for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not silent, (
+        f"{path.name}: code cells {silent} have no output; the build would re-execute "
+        "the notebook"
+    )
+    errors = [
+        o.get("ename")
+        for c in code
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
     assert not errors, f"{path.name} stores errors: {errors}"
-    assert any(re.search(r"^\s*(import sbmm|from sbmm)", "".join(c["source"]), re.M) for c in code), f"{path.name} never imports sbmm"
+    assert any(
+        re.search(r"^\s*(import sbmm|from sbmm)", "".join(c["source"]), re.M)
+        for c in code
+    ), f"{path.name} never imports sbmm"
     counts = [c["execution_count"] for c in code]
-    assert counts == list(range(1, len(code) + 1)), f"{path.name} was not run top to bottom in one kernel: {counts}"
+    assert counts == list(range(1, len(code) + 1)), (
+        f"{path.name} was not run top to bottom in one kernel: {counts}"
+    )
 
 
 @pytest.fixture(scope="module")

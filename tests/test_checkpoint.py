@@ -11,8 +11,10 @@ from sbmm.weighting import DWA, GradNorm, Uncertainty
 
 
 def towers():
-    return [sbmm.Tower("a", [sbmm.Objective("y1", "regression")], hidden=(8,)),
-            sbmm.Tower("b", [sbmm.Objective("y2", "regression")], hidden=(8,))]
+    return [
+        sbmm.Tower("a", [sbmm.Objective("y1", "regression")], hidden=(8,)),
+        sbmm.Tower("b", [sbmm.Objective("y2", "regression")], hidden=(8,)),
+    ]
 
 
 def model(seed=0):
@@ -23,19 +25,54 @@ def model(seed=0):
 DATA = sbmm.data.correlated_tasks(n=300, p=0.5, d=6, seed=0)
 
 
-@pytest.mark.parametrize("strategy", [sbmm.weighting.Static, Uncertainty, DWA, GradNorm])
+@pytest.mark.parametrize(
+    "strategy", [sbmm.weighting.Static, Uncertainty, DWA, GradNorm]
+)
 def test_resuming_continues_the_same_run(tmp_path, strategy):
     straight = model()
-    full = sbmm.fit(straight, DATA, DATA, epochs=4, batch_size=64, seed=1, progress=False, weighting=strategy())
+    full = sbmm.fit(
+        straight,
+        DATA,
+        DATA,
+        epochs=4,
+        batch_size=64,
+        seed=1,
+        progress=False,
+        weighting=strategy(),
+    )
 
     path = tmp_path / "run.pt"
-    sbmm.fit(model(), DATA, DATA, epochs=2, batch_size=64, seed=1, progress=False, weighting=strategy(), checkpoint=path)
-    resumed = model(seed=99)  # different initial weights: the checkpoint must override them
-    torch.manual_seed(12345)  # and a different generator state: the checkpoint restores it
-    history = sbmm.fit(resumed, DATA, DATA, epochs=4, batch_size=64, progress=False, weighting=strategy(),
-                       checkpoint=path, resume=True)
+    sbmm.fit(
+        model(),
+        DATA,
+        DATA,
+        epochs=2,
+        batch_size=64,
+        seed=1,
+        progress=False,
+        weighting=strategy(),
+        checkpoint=path,
+    )
+    resumed = model(seed=99)  # different initial weights: the checkpoint must override
+    #                           them
+    torch.manual_seed(12345)  # and a different generator state: the checkpoint restores
+    #                           it
+    history = sbmm.fit(
+        resumed,
+        DATA,
+        DATA,
+        epochs=4,
+        batch_size=64,
+        progress=False,
+        weighting=strategy(),
+        checkpoint=path,
+        resume=True,
+    )
     assert history.train_loss == full.train_loss and history.weights == full.weights
-    assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(straight.state_dict().values(), resumed.state_dict().values())
+    )
 
 
 def test_resuming_keeps_the_best_epoch_of_the_whole_run(tmp_path):
@@ -45,21 +82,53 @@ def test_resuming_keeps_the_best_epoch_of_the_whole_run(tmp_path):
     full = sbmm.fit(straight, train, valid, epochs=6, **kwargs)
     sbmm.fit(model(), train, valid, epochs=3, checkpoint=tmp_path / "run.pt", **kwargs)
     resumed = model(seed=7)
-    history = sbmm.fit(resumed, train, valid, epochs=6, checkpoint=tmp_path / "run.pt", resume=True, **kwargs)
+    history = sbmm.fit(
+        resumed,
+        train,
+        valid,
+        epochs=6,
+        checkpoint=tmp_path / "run.pt",
+        resume=True,
+        **kwargs,
+    )
     assert history.best_epoch == full.best_epoch
-    assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(straight.state_dict().values(), resumed.state_dict().values())
+    )
 
 
 def test_a_checkpoint_of_another_strategy_is_refused(tmp_path):
-    sbmm.fit(model(), DATA, epochs=1, progress=False, weighting=DWA(), checkpoint=tmp_path / "dwa.pt")
+    sbmm.fit(
+        model(),
+        DATA,
+        epochs=1,
+        progress=False,
+        weighting=DWA(),
+        checkpoint=tmp_path / "dwa.pt",
+    )
     with pytest.raises(ValueError, match="Uncertainty.*expected \\['log_var'\\]"):
-        sbmm.fit(model(), DATA, epochs=2, progress=False, weighting=Uncertainty(), checkpoint=tmp_path / "dwa.pt",
-                 resume=True)
+        sbmm.fit(
+            model(),
+            DATA,
+            epochs=2,
+            progress=False,
+            weighting=Uncertainty(),
+            checkpoint=tmp_path / "dwa.pt",
+            resume=True,
+        )
 
 
 def test_checkpoint_save_load_gives_identical_predictions(tmp_path):
     trained = model()
-    sbmm.fit(trained, DATA, epochs=2, batch_size=64, progress=False, checkpoint=tmp_path / "c.pt")
+    sbmm.fit(
+        trained,
+        DATA,
+        epochs=2,
+        batch_size=64,
+        progress=False,
+        checkpoint=tmp_path / "c.pt",
+    )
     state = sbmm.load_checkpoint(tmp_path / "c.pt")
     assert state["epoch"] == 2 and len(state["history"]["train_loss"]["total"]) == 2
     fresh = model(seed=5)
@@ -77,10 +146,20 @@ def test_resume_without_a_file_to_resume_from():
 
 def test_bf16_autocast_trains_and_compile_runs_the_same_computation():
     plain = sbmm.fit(model(), DATA, epochs=2, batch_size=64, seed=0, progress=False)
-    bf16 = sbmm.fit(m := model(), DATA, epochs=3, batch_size=64, seed=0, progress=False, precision="bf16")
+    bf16 = sbmm.fit(
+        m := model(),
+        DATA,
+        epochs=3,
+        batch_size=64,
+        seed=0,
+        progress=False,
+        precision="bf16",
+    )
     assert bf16.train_loss["total"][-1] < bf16.train_loss["total"][0]
     assert m.bottom[0].weight.dtype == torch.float32  # parameters stay fp32
-    compiled = sbmm.fit(model(), DATA, epochs=2, batch_size=64, seed=0, progress=False, compile="eager")
+    compiled = sbmm.fit(
+        model(), DATA, epochs=2, batch_size=64, seed=0, progress=False, compile="eager"
+    )
     assert compiled.train_loss == plain.train_loss
     with pytest.raises(ValueError, match="precision"):
         sbmm.fit(model(), DATA, precision="fp16", progress=False)
@@ -93,8 +172,18 @@ def test_bf16_autocast_trains_and_compile_runs_the_same_computation():
 def saved(tmp_path_factory):
     """A checkpoint of model() after 2 epochs under Uncertainty, with validation."""
     path = tmp_path_factory.mktemp("saved") / "run.pt"
-    sbmm.fit(model(), DATA, DATA, epochs=2, batch_size=64, lr=3e-2, seed=1,
-             progress=False, weighting=Uncertainty(), checkpoint=path)
+    sbmm.fit(
+        model(),
+        DATA,
+        DATA,
+        epochs=2,
+        batch_size=64,
+        lr=3e-2,
+        seed=1,
+        progress=False,
+        weighting=Uncertainty(),
+        checkpoint=path,
+    )
     return path
 
 
@@ -110,8 +199,13 @@ def run_objects(net, strategy):
 
 def snapshot(net, strategy, opt, history):
     """A copy of the run's state: weights, strategy, optimiser, History, generator."""
-    state = (net.state_dict(), strategy.state_dict(), opt.state_dict(), asdict(history),
-             torch.get_rng_state())
+    state = (
+        net.state_dict(),
+        strategy.state_dict(),
+        opt.state_dict(),
+        asdict(history),
+        torch.get_rng_state(),
+    )
     return copy.deepcopy(state)
 
 
@@ -120,8 +214,11 @@ def same(a, b) -> bool:
     if isinstance(a, torch.Tensor):
         return isinstance(b, torch.Tensor) and torch.equal(a.cpu(), b.cpu())
     if isinstance(a, dict):
-        return (isinstance(b, dict) and a.keys() == b.keys()
-                and all(same(a[k], b[k]) for k in a))
+        return (
+            isinstance(b, dict)
+            and a.keys() == b.keys()
+            and all(same(a[k], b[k]) for k in a)
+        )
     if isinstance(a, (list, tuple)):
         return type(a) is type(b) and len(a) == len(b) and all(map(same, a, b))
     return a == b
@@ -135,8 +232,11 @@ def named(path) -> str:
 @pytest.mark.parametrize("kind", ["empty", "truncated", "text"])
 def test_an_unreadable_checkpoint_is_refused_naming_the_file(tmp_path, saved, kind):
     path = tmp_path / "run.pt"
-    contents = {"empty": b"", "truncated": saved.read_bytes()[:2000],
-                "text": b"epochs = 3\n"}
+    contents = {
+        "empty": b"",
+        "truncated": saved.read_bytes()[:2000],
+        "text": b"epochs = 3\n",
+    }
     path.write_bytes(contents[kind])
     message = f"checkpoint {named(path)} could not be read"
     with pytest.raises(ValueError, match=message):
@@ -165,29 +265,50 @@ def test_a_checkpoint_lacking_an_entry_is_refused_naming_it(tmp_path, saved, ent
 
 
 def renamed_towers():
-    return [sbmm.Tower("a", [sbmm.Objective("y1", "regression")], hidden=(8,)),
-            sbmm.Tower("c", [sbmm.Objective("y2", "regression")], hidden=(8,))]
+    return [
+        sbmm.Tower("a", [sbmm.Objective("y1", "regression")], hidden=(8,)),
+        sbmm.Tower("c", [sbmm.Objective("y2", "regression")], hidden=(8,)),
+    ]
 
 
 X = [sbmm.Dense("x", 6)]
 
 
-@pytest.mark.parametrize("other, problem", [
-    (lambda: sbmm.SharedBottom(X, towers(), bottom=(32, 8)),
-     r"other shapes: bottom\.0\.weight \(16, 6\) in the file, \(32, 6\) in the model"),
-    (lambda: sbmm.SharedBottom(X, renamed_towers(), bottom=(16, 8)),
-     r"missing: towers\.c\.0\.weight.*; unexpected: towers\.b\.0\.weight"),
-    (lambda: sbmm.MMoE(X, towers(), n_experts=2, expert=(8,)),
-     r"missing: experts\..*; unexpected: bottom\.0\.weight"),
-])
-def test_resuming_another_models_checkpoint_leaves_the_model_untouched(saved, other,
-                                                                        problem):
+@pytest.mark.parametrize(
+    "other, problem",
+    [
+        (
+            lambda: sbmm.SharedBottom(X, towers(), bottom=(32, 8)),
+            r"other shapes: bottom\.0\.weight \(16, 6\) in the file, \(32, 6\) in the "
+            r"model",
+        ),
+        (
+            lambda: sbmm.SharedBottom(X, renamed_towers(), bottom=(16, 8)),
+            r"missing: towers\.c\.0\.weight.*; unexpected: towers\.b\.0\.weight",
+        ),
+        (
+            lambda: sbmm.MMoE(X, towers(), n_experts=2, expert=(8,)),
+            r"missing: experts\..*; unexpected: bottom\.0\.weight",
+        ),
+    ],
+)
+def test_resuming_another_models_checkpoint_leaves_the_model_untouched(
+    saved, other, problem
+):
     fresh = other()
     before = copy.deepcopy(fresh.state_dict())
     where = f"checkpoint {named(saved)} does not fit this {type(fresh).__name__}"
     with pytest.raises(ValueError, match=f"{where}.*{problem}"):
-        sbmm.fit(fresh, DATA, DATA, epochs=3, progress=False, weighting=Uncertainty(),
-                 checkpoint=saved, resume=True)
+        sbmm.fit(
+            fresh,
+            DATA,
+            DATA,
+            epochs=3,
+            progress=False,
+            weighting=Uncertainty(),
+            checkpoint=saved,
+            resume=True,
+        )
     assert all(torch.equal(before[k], v.cpu()) for k, v in fresh.state_dict().items())
 
 
@@ -238,5 +359,6 @@ def test_resuming_with_validation_data_the_checkpoint_lacks_is_refused(tmp_path)
     sbmm.fit(model(), DATA, epochs=1, progress=False, checkpoint=path)
     refused = f"{named(path)}: its history's valid_loss is for \\[\\]"
     with pytest.raises(ValueError, match=refused):
-        sbmm.fit(model(), DATA, DATA, epochs=2, progress=False, checkpoint=path,
-                 resume=True)
+        sbmm.fit(
+            model(), DATA, DATA, epochs=2, progress=False, checkpoint=path, resume=True
+        )

@@ -17,7 +17,9 @@ def test_in_the_books_own_runs_a_false_claim_raises_quoting_it(monkeypatch):
         sbmm.check(True, "")
 
 
-def test_in_a_readers_session_a_false_claim_warns_and_the_chapter_goes_on(monkeypatch, capsys):
+def test_in_a_readers_session_a_false_claim_warns_and_the_chapter_goes_on(
+    monkeypatch, capsys
+):
     monkeypatch.delenv(STRICT_ENV, raising=False)
     with pytest.warns(ClaimWarning, match="pigs fly"):
         sbmm.check(False, "pigs fly")

@@ -48,12 +48,17 @@ checkpoint = "run.pt"
 """
 
 
-def write(tmp_path, architecture="SharedBottom", options="{ bottom = [32, 16] }",
-          weighting="Static"):
+def write(
+    tmp_path,
+    architecture="SharedBottom",
+    options="{ bottom = [32, 16] }",
+    weighting="Static",
+):
     """CONFIG with these choices, written to tmp_path/run.toml; returns its path."""
     path = tmp_path / "run.toml"
-    path.write_text(CONFIG.format(architecture=architecture, options=options,
-                                  weighting=weighting))
+    path.write_text(
+        CONFIG.format(architecture=architecture, options=options, weighting=weighting)
+    )
     return path
 
 
@@ -61,25 +66,33 @@ def test_a_config_trains_and_reports_test_metrics(tmp_path):
     elsewhere = tmp_path / "elsewhere"  # the run starts here; its checkpoint must not
     elsewhere.mkdir()
     result = subprocess.run(
-        [sys.executable, "-m", "sbmm.train", str(write(tmp_path))], capture_output=True,
-        text=True, timeout=300, env={"TQDM_DISABLE": "1", **os.environ}, cwd=elsewhere,
+        [sys.executable, "-m", "sbmm.train", str(write(tmp_path))],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"TQDM_DISABLE": "1", **os.environ},
+        cwd=elsewhere,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"checkpoint: {tmp_path / 'run.pt'}" in result.stdout
     assert not any(elsewhere.iterdir())
     assert result.stdout.count("validation loss") == 8
-    metrics = json.loads(result.stdout[result.stdout.index("{"):])["test"]
+    metrics = json.loads(result.stdout[result.stdout.index("{") :])["test"]
     run = load_run(write(tmp_path))
     for name in ("y1", "y2"):
         label_std = float(run.test.labels[name].std())
-        assert metrics[name]["rmse"] < 0.5 * label_std  # it learned: far below predicting the mean
+        # it learned: far below predicting the mean
+        assert metrics[name]["rmse"] < 0.5 * label_std
     assert (tmp_path / "run.pt").exists()
 
 
 def test_config_builds_the_declared_model_and_strategy(tmp_path):
     run = load_run(write(tmp_path, "MMoE", "{ n_experts = 3, expert = [16] }", "DWA"))
     assert type(run.model).__name__ == "MMoE" and len(run.model.experts.nets) == 3
-    assert type(run.fit_options["weighting"]).__name__ == "DWA" and run.fit_options["epochs"] == 8
+    assert (
+        type(run.fit_options["weighting"]).__name__ == "DWA"
+        and run.fit_options["epochs"] == 8
+    )
 
 
 def test_the_seed_fixes_the_initial_weights_too(tmp_path):
@@ -87,36 +100,66 @@ def test_the_seed_fixes_the_initial_weights_too(tmp_path):
     assert all(torch.equal(first[k], second[k]) for k in first)
 
 
-@pytest.mark.parametrize("change, message", [
-    (("SharedBottom", "Transformer"),
-     "architecture must be one of MMoE, PLE, SharedBottom, SingleTask"),
-    (('weighting = "Static"', 'weighting = "Magic"'),
-     "weighting must be one of .*PCGrad, Static"),
-    (("correlated_tasks", "imagenet"), "simulator"),
-    (("lr = 0.003", "learning_rate = 0.003"),
-     r"\[train\] has unknown keys \['learning_rate'\]; known: epochs"),
-    (("[train]", "[trian]"),
-     r"\[trian\] is not a known section; known: data, model, towers, train"),
-    (("n = 4000", "size = 4000"),
-     r"\[data\] has unknown keys \['size'\]; known: simulator, n, seed"),
-    (("p = 0.9", "rho = 0.9"),
-     r"\[data\] knobs of the correlated_tasks simulator has unknown keys \['rho'\]; "
-     r"known: p, d, m, c, noise"),
-    (("architecture =", "architcture ="),
-     r"\[model\] has unknown keys \['architcture'\]; known: architecture, options"),
-    (("bottom = [32, 16]", "bottom = [32, 16], n_experts = 4"),
-     r"\[model\] option 'n_experts' is not taken by SharedBottom; its options: bottom"),
-    (('name = "a"\nhidden', 'name = "a"\nhiden'),
-     r"\[\[towers\]\] 'a' has unknown keys \['hiden'\]; "
-     r"known: name, objectives, hidden, weight"),
-    (('name = "y1", kind', 'name = "y1", knd'),
-     r"\[\[towers\]\] 'a' objective 'y1' has unknown keys \['knd'\]; "
-     r"known: name, kind"),
-    (('"y1", kind = "regression"', '"y1", kind = "regresion"'),
-     r"\[\[towers\]\] 'a': objective 'y1': kind must be 'binary' or 'regression'"),
-    (('{ name = "y2", kind', '{ kind'),
-     r"\[\[towers\]\] 'b': each objective needs a name"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            ("SharedBottom", "Transformer"),
+            "architecture must be one of MMoE, PLE, SharedBottom, SingleTask",
+        ),
+        (
+            ('weighting = "Static"', 'weighting = "Magic"'),
+            "weighting must be one of .*PCGrad, Static",
+        ),
+        (("correlated_tasks", "imagenet"), "simulator"),
+        (
+            ("lr = 0.003", "learning_rate = 0.003"),
+            r"\[train\] has unknown keys \['learning_rate'\]; known: epochs",
+        ),
+        (
+            ("[train]", "[trian]"),
+            r"\[trian\] is not a known section; known: data, model, towers, train",
+        ),
+        (
+            ("n = 4000", "size = 4000"),
+            r"\[data\] has unknown keys \['size'\]; known: simulator, n, seed",
+        ),
+        (
+            ("p = 0.9", "rho = 0.9"),
+            r"\[data\] knobs of the correlated_tasks simulator has unknown keys "
+            r"\['rho'\]; known: p, d, m, c, noise",
+        ),
+        (
+            ("architecture =", "architcture ="),
+            r"\[model\] has unknown keys \['architcture'\]; known: architecture, "
+            r"options",
+        ),
+        (
+            ("bottom = [32, 16]", "bottom = [32, 16], n_experts = 4"),
+            r"\[model\] option 'n_experts' is not taken by SharedBottom; its options: "
+            r"bottom",
+        ),
+        (
+            ('name = "a"\nhidden', 'name = "a"\nhiden'),
+            r"\[\[towers\]\] 'a' has unknown keys \['hiden'\]; "
+            r"known: name, objectives, hidden, weight",
+        ),
+        (
+            ('name = "y1", kind', 'name = "y1", knd'),
+            r"\[\[towers\]\] 'a' objective 'y1' has unknown keys \['knd'\]; "
+            r"known: name, kind",
+        ),
+        (
+            ('"y1", kind = "regression"', '"y1", kind = "regresion"'),
+            r"\[\[towers\]\] 'a': objective 'y1': kind must be 'binary' or "
+            r"'regression'",
+        ),
+        (
+            ('{ name = "y2", kind', "{ kind"),
+            r"\[\[towers\]\] 'b': each objective needs a name",
+        ),
+    ],
+)
 def test_bad_configs_raise_naming_the_file_section_and_key(tmp_path, change, message):
     path = write(tmp_path)
     text = path.read_text()

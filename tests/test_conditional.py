@@ -1,4 +1,5 @@
-"""Conditional objectives: trained on their own sample space (masked) or on the entire space (ESMM)."""
+"""Conditional objectives: trained on their own sample space (masked) or on the entire
+space (ESMM)."""
 
 import math
 
@@ -130,11 +131,13 @@ def test_every_model_trains_entire_space_objectives_and_the_product_reaches_both
 
 
 def test_entire_space_training_recovers_the_conditional_probability():
-    """Per-group logits fitted by click loss + ESMM loss: σ(like logit) must reach p(like | click).
+    """Per-group logits fitted by click loss + ESMM loss: σ(like logit) must reach
+    p(like | click).
 
-    With one free logit per group the optimum is the data's own rates, so the targets are the
-    empirical click rate and the empirical like rate among clicks. Float64 and tight tolerances
-    make L-BFGS converge to them on any CPU (float32 stopped up to 4e-3 short on some machines).
+    With one free logit per group the optimum is the data's own rates, so the targets
+    are the empirical click rate and the empirical like rate among clicks. Float64 and
+    tight tolerances make L-BFGS converge to them on any CPU (float32 stopped up to 4e-3
+    short on some machines).
     """
     g = torch.Generator().manual_seed(1)
     n = 100_000
@@ -172,7 +175,8 @@ def test_entire_space_training_recovers_the_conditional_probability():
     fitted = torch.sigmoid(params.detach())
     assert torch.allclose(fitted[0], click_rate, atol=1e-6)
     assert torch.allclose(fitted[1], like_given_click, atol=1e-6)
-    # and the data's conditional rates estimate the simulator's p(like | click) (4 standard errors)
+    # and the data's conditional rates estimate the simulator's p(like | click)
+    # (4 standard errors)
     se = (p_like * (1 - p_like) / (in_group @ click)).sqrt()
     assert torch.all((like_given_click - p_like.double()).abs() < 4 * se)
 

@@ -46,7 +46,8 @@ def test_identical_and_opposite_losses_have_cosine_one_and_minus_one():
 def test_identical_objectives_keep_cosine_one_through_training():
     data = regression_data()
     model = shared_bottom(two_heads())
-    model.towers["B"].load_state_dict(model.towers["A"].state_dict())  # same head, same label: same gradient
+    # same head, same label: same gradient
+    model.towers["B"].load_state_dict(model.towers["A"].state_dict())
     cosine = GradientCosine(pairs=[("a", "b")], every=5)
     sbmm.fit(model, data, epochs=3, batch_size=32, progress=False, callbacks=[cosine])
     assert cosine.steps == list(range(0, 24, 5))
@@ -66,19 +67,40 @@ def test_objectives_on_disjoint_parameters_have_cosine_zero():
 
 def test_by_default_the_cosine_covers_every_shared_parameter():
     data = regression_data()
-    data = sbmm.Batch({**data.features, "item": torch.arange(len(data)) % 7}, data.labels)
+    data = sbmm.Batch(
+        {**data.features, "item": torch.arange(len(data)) % 7}, data.labels
+    )
     sbmm.seed_everything(0)
-    model = sbmm.SharedBottom([sbmm.Dense("x", 4), sbmm.Categorical("item", 7, dim=2)], two_heads(), bottom=(8,))
+    model = sbmm.SharedBottom(
+        [sbmm.Dense("x", 4), sbmm.Categorical("item", 7, dim=2)],
+        two_heads(),
+        bottom=(8,),
+    )
     a = live_losses(model, data)["a"]
-    b = a + 100 * model.inputs.embeddings["item"].weight.sum()  # b also pulls on the embeddings
+    # b also pulls on the embeddings
+    b = a + 100 * model.inputs.embeddings["item"].weight.sum()
     params = model.shared_parameters()  # the embeddings and the bottom
-    flat = [torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params, retain_graph=True)]) for loss in (a, b)]
+    flat = [
+        torch.cat(
+            [
+                g.reshape(-1)
+                for g in torch.autograd.grad(loss, params, retain_graph=True)
+            ]
+        )
+        for loss in (a, b)
+    ]
     expected = float(torch.cosine_similarity(*flat, dim=0))
-    default, bottom = GradientCosine([("a", "b")], every=1), GradientCosine([("a", "b")], every=1, module="bottom")
+    default, bottom = (
+        GradientCosine([("a", "b")], every=1),
+        GradientCosine([("a", "b")], every=1, module="bottom"),
+    )
     for cosine in (default, bottom):
         cosine(0, model, {"a": a, "b": b})
-    assert expected < 0.99 and default.cosines[("a", "b")][0] == pytest.approx(expected, abs=1e-6)
-    assert bottom.cosines[("a", "b")][0] == pytest.approx(1.0, abs=1e-6)  # the bottom alone sees no difference
+    assert expected < 0.99 and default.cosines[("a", "b")][0] == pytest.approx(
+        expected, abs=1e-6
+    )
+    # the bottom alone sees no difference
+    assert bottom.cosines[("a", "b")][0] == pytest.approx(1.0, abs=1e-6)
     # MMoE has no bottom; by default its embeddings and experts are compared.
     mmoe = sbmm.MMoE([sbmm.Dense("x", 4)], two_heads(), expert=(8,), n_experts=2)
     loss = live_losses(mmoe, data)["a"]
@@ -89,9 +111,26 @@ def test_by_default_the_cosine_covers_every_shared_parameter():
 
 def test_unrelated_targets_disagree_more_than_the_same_target():
     data = regression_data()
-    same, other = GradientCosine([("a", "b")], every=2), GradientCosine([("a", "b")], every=2)
-    sbmm.fit(shared_bottom(two_heads("y", "y")), data, epochs=2, batch_size=32, progress=False, callbacks=[same])
-    sbmm.fit(shared_bottom(two_heads("y", "z")), data, epochs=2, batch_size=32, progress=False, callbacks=[other])
+    same, other = (
+        GradientCosine([("a", "b")], every=2),
+        GradientCosine([("a", "b")], every=2),
+    )
+    sbmm.fit(
+        shared_bottom(two_heads("y", "y")),
+        data,
+        epochs=2,
+        batch_size=32,
+        progress=False,
+        callbacks=[same],
+    )
+    sbmm.fit(
+        shared_bottom(two_heads("y", "z")),
+        data,
+        epochs=2,
+        batch_size=32,
+        progress=False,
+        callbacks=[other],
+    )
     mean = lambda c: sum(c.cosines[("a", "b")]) / len(c.steps)  # noqa: E731
     assert mean(same) > mean(other) + 0.2
 
@@ -115,6 +154,10 @@ def test_bad_arguments_raise():
     data = regression_data()
     model = shared_bottom(two_heads())
     with pytest.raises(ValueError, match="'like'"):
-        GradientCosine(pairs=[("a", "like")], every=1)(0, model, live_losses(model, data))
+        GradientCosine(pairs=[("a", "like")], every=1)(
+            0, model, live_losses(model, data)
+        )
     with pytest.raises(ValueError, match="'experts'"):
-        GradientCosine(pairs=[("a", "b")], every=1, module="experts")(0, model, live_losses(model, data))
+        GradientCosine(pairs=[("a", "b")], every=1, module="experts")(
+            0, model, live_losses(model, data)
+        )

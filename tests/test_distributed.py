@@ -23,7 +23,9 @@ WORKER = textwrap.dedent("""
     rank = int(os.environ["RANK"])
     saved = []
     real_save = torch.save
-    torch.save = lambda obj, f, *a, **k: (saved.append(str(f)), real_save(obj, f, *a, **k))  # who writes?
+    torch.save = lambda obj, f, *a, **k: (  # who writes?
+        saved.append(str(f)), real_save(obj, f, *a, **k)
+    )
 
     sys.path.insert(0, sys.argv[2])
     from test_distributed import BATCH_SIZE, SETUPS
@@ -33,11 +35,13 @@ WORKER = textwrap.dedent("""
                        progress=False, checkpoint=os.path.join(out, "run.pt"))
     torch.save = real_save
     try:  # a strategy that takes gradients outside DDP must refuse to run data-parallel
-        sbmm.fit(model, data, epochs=1, progress=False, weighting=sbmm.weighting.GradNorm())
+        sbmm.fit(model, data, epochs=1, progress=False,
+                 weighting=sbmm.weighting.GradNorm())
         refused = ""
     except ValueError as error:
         refused = str(error)
-    torch.save({"params": model.state_dict(), "history": history.train_loss, "saved": saved, "refused": refused},
+    torch.save({"params": model.state_dict(), "history": history.train_loss,
+                "saved": saved, "refused": refused},
                os.path.join(out, f"rank{rank}.pt"))
 """)
 
@@ -55,7 +59,8 @@ def run_setup():
         "y1", transform="log1p", clip=3.0, normalise="batch_mean"
     )
     towers = [
-        sbmm.Tower("a", [sbmm.Objective("y1", "regression"), sbmm.Objective("gate")], hidden=(8,)),
+        sbmm.Tower("a", [sbmm.Objective("y1", "regression"), sbmm.Objective("gate")],
+                   hidden=(8,)),
         sbmm.Tower(
             "b",
             [sbmm.Objective("sign", given="gate"),
@@ -104,8 +109,8 @@ def test_two_gloo_ranks_train_like_one_process_and_only_rank_0_writes(tmp_path, 
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               "--nproc_per_node=2", str(script), str(tmp_path), str(Path(__file__).parent),
-               setup]  # fmt: skip
+               "--nproc_per_node=2", str(script), str(tmp_path),
+               str(Path(__file__).parent), setup]  # fmt: skip
     result = subprocess.run(
         command,
         capture_output=True,

@@ -1,4 +1,5 @@
-"""The feed simulator: causal structure, labels drawn from the truth, rates, knobs, declarations."""
+"""The feed simulator: causal structure, labels drawn from the truth, rates, knobs,
+declarations."""
 
 import math
 
@@ -32,8 +33,12 @@ def pearson(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def like_gap(data) -> float:
-    """Mean P(like | click) over clicked impressions minus its mean over all impressions."""
-    p_like, clicked = data.truth["p_like_given_click"].double(), data.labels["click"].bool()
+    """Mean P(like | click) over clicked impressions minus its mean over all
+    impressions."""
+    p_like, clicked = (
+        data.truth["p_like_given_click"].double(),
+        data.labels["click"].bool(),
+    )
     return float(p_like[clicked].mean() - p_like.mean())
 
 
@@ -55,8 +60,11 @@ def test_causal_constraints_hold_on_every_row(data):
         assert (t[name] > 0).all()
 
 
-def _within_four_se(observed: torch.Tensor, expected: torch.Tensor, variance: torch.Tensor) -> None:
-    """Mean of independent draws `observed` against the mean of their expectations, given their variances."""
+def _within_four_se(
+    observed: torch.Tensor, expected: torch.Tensor, variance: torch.Tensor
+) -> None:
+    """Mean of independent draws `observed` against the mean of their expectations,
+    given their variances."""
     se = math.sqrt(float(variance.double().sum())) / len(observed)
     gap = float(observed.double().mean() - expected.double().mean())
     assert abs(gap) < 4 * se, f"empirical mean off by {gap:.5f}, 4 SE = {4 * se:.5f}"
@@ -71,9 +79,13 @@ def test_labels_are_drawn_from_the_truth(data):
     _within_four_se(y["like"][clicked], p_like, p_like * (1 - p_like))
     # A lognormal time of mean E and log-spread s has variance E²(exp(s²) − 1).
     play = t["play_time_given_click"][clicked].double()
-    _within_four_se(y["play_time"][clicked], play, play**2 * math.expm1(c.play_time_sigma**2))
+    _within_four_se(
+        y["play_time"][clicked], play, play**2 * math.expm1(c.play_time_sigma**2)
+    )
     stay = t["stay_time_given_stay"][stayed].double()
-    _within_four_se(y["stay_time"][stayed], stay, stay**2 * math.expm1(c.stay_time_sigma**2))
+    _within_four_se(
+        y["stay_time"][stayed], stay, stay**2 * math.expm1(c.stay_time_sigma**2)
+    )
 
 
 def test_default_rates_are_realistic(data):
@@ -83,7 +95,9 @@ def test_default_rates_are_realistic(data):
     assert 0.05 <= y["click"].mean() <= 0.15
     assert 0.05 <= y["like"][clicked].mean() <= 0.20
     for time, rows in ((y["stay_time"], stayed), (y["play_time"], clicked)):
-        assert time[rows].mean() > 1.3 * time[rows].median(), "times are heavy-tailed (mean well above median)"
+        assert time[rows].mean() > 1.3 * time[rows].median(), (
+            "times are heavy-tailed (mean well above median)"
+        )
 
 
 def test_same_seed_same_data_other_seed_other_data():
@@ -118,41 +132,60 @@ def test_tags_are_distinct_padded_sets_of_one_or_more(data):
     assert (present[:, :-1] | ~present[:, 1:]).all(), "padding (-1) only after the tags"
     assert (tags[~present] == -1).all()
     n_present = present.sum(1)
-    n_distinct = torch.tensor([len(set(row[row >= 0].tolist())) for row in tags[:2_000]])
+    n_distinct = torch.tensor(
+        [len(set(row[row >= 0].tolist())) for row in tags[:2_000]]
+    )
     assert torch.equal(n_distinct, n_present[:2_000])
     assert set(n_present.unique().tolist()) == set(range(1, data.config.max_tags + 1))
 
 
 def test_feature_specs_build_a_model_that_runs_on_the_data(data):
     towers = [
-        sbmm.Tower("discovery", [
-            sbmm.Objective("stay"),
-            sbmm.Objective("stay_time", kind="regression", mask="stay"),
-            sbmm.Objective("click"),
-        ]),
-        sbmm.Tower("video", [
-            sbmm.Objective("play_time", kind="regression", mask="click"),
-            sbmm.Objective("like", mask="click"),
-        ]),
+        sbmm.Tower(
+            "discovery",
+            [
+                sbmm.Objective("stay"),
+                sbmm.Objective("stay_time", kind="regression", mask="stay"),
+                sbmm.Objective("click"),
+            ],
+        ),
+        sbmm.Tower(
+            "video",
+            [
+                sbmm.Objective("play_time", kind="regression", mask="click"),
+                sbmm.Objective("like", mask="click"),
+            ],
+        ),
     ]
     model = sbmm.SharedBottom(data.feature_specs, towers)
     sbmm.check_labels(towers, data.train)
     with torch.no_grad():
         out = model(data.train.features)
     assert set(out) == {"stay", "stay_time", "click", "play_time", "like"}
-    assert all(v.shape == (len(data.train),) and torch.isfinite(v).all() for v in out.values())
-    vocab = {f.name: f.vocab_size for f in data.feature_specs if hasattr(f, "vocab_size")}
-    assert vocab["user_id"] == data.config.n_users and vocab["tags"] == data.config.n_tags
+    assert all(
+        v.shape == (len(data.train),) and torch.isfinite(v).all() for v in out.values()
+    )
+    vocab = {
+        f.name: f.vocab_size for f in data.feature_specs if hasattr(f, "vocab_size")
+    }
+    assert (
+        vocab["user_id"] == data.config.n_users and vocab["tags"] == data.config.n_tags
+    )
 
 
 def test_split_and_device_move(data):
     parts = (data.train, data.valid, data.test)
     assert [len(p) for p in parts] == [0.8 * N, 0.1 * N, 0.1 * N]
     # A shuffle of the rows: column sums are preserved.
-    assert sum(float(p.labels["click"].sum()) for p in parts) == float(data.labels["click"].sum())
+    assert sum(float(p.labels["click"].sum()) for p in parts) == float(
+        data.labels["click"].sum()
+    )
     assert len(data) == N
     moved = data.to("meta")
-    assert all(b.device.type == "meta" for b in (moved.batch, moved.train, moved.valid, moved.test))
+    assert all(
+        b.device.type == "meta"
+        for b in (moved.batch, moved.train, moved.valid, moved.test)
+    )
     assert data.batch.device.type == "cpu", "to() returns a copy"
 
 
@@ -167,7 +200,12 @@ def test_task_correlation_aligns_click_and_like():
     r = []
     for rho in (-1.0, -0.5, 0.0, 0.5, 1.0):
         t = FeedSimulator(task_correlation=rho).simulate(20_000, seed=0).truth
-        r.append(pearson(torch.logit(t["p_click"].double()), torch.logit(t["p_like_given_click"].double())))
+        r.append(
+            pearson(
+                torch.logit(t["p_click"].double()),
+                torch.logit(t["p_like_given_click"].double()),
+            )
+        )
     assert all(a + 0.1 < b for a, b in zip(r, r[1:])), r
     assert r[0] < -0.3 and r[-1] > 0.3
 
@@ -175,11 +213,18 @@ def test_task_correlation_aligns_click_and_like():
 def test_clickbait_makes_clicked_items_a_biased_sample_of_quality():
     # Unrelated tasks: clicks select on quality only through bait.
     unbiased, baited = (
-        like_gap(FeedSimulator(task_correlation=0.0, clickbait=cb).simulate(50_000, seed=0)) for cb in (0.0, 2.0)
+        like_gap(
+            FeedSimulator(task_correlation=0.0, clickbait=cb).simulate(50_000, seed=0)
+        )
+        for cb in (0.0, 2.0)
     )
     assert baited < 0 and abs(baited) > 3 * abs(unbiased), (unbiased, baited)
-    # Related tasks: clicked items are better than average without bait, worse with much of it.
-    honest, bait_heavy = (like_gap(FeedSimulator(clickbait=cb).simulate(50_000, seed=0)) for cb in (0.0, 3.0))
+    # Related tasks: clicked items are better than average without bait, worse with much
+    # of it.
+    honest, bait_heavy = (
+        like_gap(FeedSimulator(clickbait=cb).simulate(50_000, seed=0))
+        for cb in (0.0, 3.0)
+    )
     assert honest > 0 > bait_heavy, (honest, bait_heavy)
 
 

@@ -6,7 +6,11 @@ import sbmm
 
 def towers():
     return [
-        sbmm.Tower("scene1", [sbmm.Objective("click"), sbmm.Objective("stay_time", "regression")], hidden=(8,)),
+        sbmm.Tower(
+            "scene1",
+            [sbmm.Objective("click"), sbmm.Objective("stay_time", "regression")],
+            hidden=(8,),
+        ),
         sbmm.Tower("scene2", [sbmm.Objective("like", mask="click")], hidden=(8,)),
     ]
 
@@ -16,19 +20,28 @@ FEATURES = [sbmm.Dense("x", 5), sbmm.Categorical("item", 7, dim=3)]
 
 def batch(n=6):
     g = torch.Generator().manual_seed(0)
-    return {"x": torch.randn(n, 5, generator=g), "item": torch.randint(0, 7, (n,), generator=g)}
+    return {
+        "x": torch.randn(n, 5, generator=g),
+        "item": torch.randint(0, 7, (n,), generator=g),
+    }
 
 
-@pytest.mark.parametrize("build", [
-    lambda: sbmm.MMoE(FEATURES, towers(), n_experts=3, expert=(16, 8)),
-    lambda: sbmm.PLE(FEATURES, towers(), n_specific=2, n_shared=1, expert=(16, 8)),
-    lambda: sbmm.PLE(FEATURES, towers(), expert=(16, 8), levels=3),
-], ids=["MMoE", "CGC", "PLE-3"])
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: sbmm.MMoE(FEATURES, towers(), n_experts=3, expert=(16, 8)),
+        lambda: sbmm.PLE(FEATURES, towers(), n_specific=2, n_shared=1, expert=(16, 8)),
+        lambda: sbmm.PLE(FEATURES, towers(), expert=(16, 8), levels=3),
+    ],
+    ids=["MMoE", "CGC", "PLE-3"],
+)
 def test_gated_models_return_the_same_dict_as_a_shared_bottom(build):
     model = build()
     out = model(batch())
     reference = sbmm.SharedBottom(FEATURES, towers())(batch())
-    assert list(out) == list(reference) and all(out[k].shape == reference[k].shape for k in out)
+    assert list(out) == list(reference) and all(
+        out[k].shape == reference[k].shape for k in out
+    )
     for weights in model.gate_weights(batch()).values():
         assert torch.allclose(weights.sum(1), torch.ones(6)) and (weights >= 0).all()
 

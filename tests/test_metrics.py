@@ -22,7 +22,10 @@ def test_truth_auc_is_the_mean_auc_over_drawn_labels():
     assert truth_auc(p, p) > truth_auc(score, p)  # the truth ranks best
     assert truth_auc(np.zeros_like(p), p) == pytest.approx(0.5)
     assert truth_auc(-p, p) == pytest.approx(1 - truth_auc(p, p))
-    assert truth_auc(torch.tensor(np.log(p / (1 - p))), torch.tensor(p)) == pytest.approx(truth_auc(p, p))  # monotone
+    # monotone
+    assert truth_auc(
+        torch.tensor(np.log(p / (1 - p))), torch.tensor(p)
+    ) == pytest.approx(truth_auc(p, p))
 
 
 def test_excess_log_loss_is_the_mean_kl_divergence():

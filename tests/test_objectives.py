@@ -12,14 +12,28 @@ def test_total_is_tower_weight_times_objective_weight_times_loss(two_scene_batch
     b = two_scene_batch
     towers = [
         sbmm.Tower("s1", [sbmm.Objective("click", weight=2.0)], weight=3.0),
-        sbmm.Tower("s2", [sbmm.Objective("like", weight=0.5, mask="click"), sbmm.Objective("play_time", "regression", weight=4.0)], weight=0.25),
+        sbmm.Tower(
+            "s2",
+            [
+                sbmm.Objective("like", weight=0.5, mask="click"),
+                sbmm.Objective("play_time", "regression", weight=4.0),
+            ],
+            weight=0.25,
+        ),
     ]
     preds = {k: torch.randn(len(b)) for k in ("click", "like", "play_time")}
     total, losses = multitask_loss(towers, preds, b)
-    expected = 3.0 * 2.0 * losses["click"] + 0.25 * (0.5 * losses["like"] + 4.0 * losses["play_time"])
+    expected = 3.0 * 2.0 * losses["click"] + 0.25 * (
+        0.5 * losses["like"] + 4.0 * losses["play_time"]
+    )
     assert torch.allclose(total, expected)
-    assert torch.allclose(losses["click"], F.binary_cross_entropy_with_logits(preds["click"], b.labels["click"]))
-    assert torch.allclose(losses["play_time"], F.mse_loss(preds["play_time"], b.labels["play_time"]))
+    assert torch.allclose(
+        losses["click"],
+        F.binary_cross_entropy_with_logits(preds["click"], b.labels["click"]),
+    )
+    assert torch.allclose(
+        losses["play_time"], F.mse_loss(preds["play_time"], b.labels["play_time"])
+    )
 
 
 def test_masked_samples_get_exactly_zero_gradient(two_scene_batch):
@@ -37,7 +51,9 @@ def test_masked_loss_is_the_mean_over_admitted_samples(two_scene_batch):
     logits = torch.randn(len(b))
     keep = b.labels["click"] == 1
     got = objective_loss(sbmm.Objective("like", mask="click"), logits, b)
-    assert torch.allclose(got, F.binary_cross_entropy_with_logits(logits[keep], b.labels["like"][keep]))
+    assert torch.allclose(
+        got, F.binary_cross_entropy_with_logits(logits[keep], b.labels["like"][keep])
+    )
 
 
 def test_a_batch_with_no_admitted_sample_contributes_zero_not_nan(two_scene_batch):
@@ -57,15 +73,24 @@ def test_sample_weights_scale_each_sample_exactly(two_scene_batch):
     plain = torch.randn(len(b)).copy_(logits.detach()).requires_grad_()
     objective_loss(sbmm.Objective("click"), plain, b).backward()
     assert torch.allclose(logits.grad, plain.grad * b.labels["w"])
-    per_sample = F.binary_cross_entropy_with_logits(logits.detach(), b.labels["click"], reduction="none")
-    got = objective_loss(sbmm.Objective("click", sample_weight=lambda batch: 2 * batch.labels["w"]), logits.detach(), b)
+    per_sample = F.binary_cross_entropy_with_logits(
+        logits.detach(), b.labels["click"], reduction="none"
+    )
+    got = objective_loss(
+        sbmm.Objective("click", sample_weight=lambda batch: 2 * batch.labels["w"]),
+        logits.detach(),
+        b,
+    )
     assert torch.allclose(got, (2 * b.labels["w"] * per_sample).mean())
 
 
 def test_multi_valued_regression_matches_mse_over_all_values():
     b = sbmm.Batch({}, {"y": torch.randn(5, 3)})
     pred = torch.randn(5, 3)
-    assert torch.allclose(objective_loss(sbmm.Objective("y", "regression", dim=3), pred, b), F.mse_loss(pred, b.labels["y"]))
+    assert torch.allclose(
+        objective_loss(sbmm.Objective("y", "regression", dim=3), pred, b),
+        F.mse_loss(pred, b.labels["y"]),
+    )
 
 
 @pytest.mark.parametrize(
@@ -89,7 +114,13 @@ def test_bad_tower_declarations_raise():
     with pytest.raises(ValueError, match="'t'.*hidden"):
         sbmm.Tower("t", [sbmm.Objective("a")], hidden=(0,))
     with pytest.raises(ValueError, match="unique"):
-        sbmm.SharedBottom([sbmm.Dense("x")], [sbmm.Tower("a", [sbmm.Objective("y")]), sbmm.Tower("b", [sbmm.Objective("y")])])
+        sbmm.SharedBottom(
+            [sbmm.Dense("x")],
+            [
+                sbmm.Tower("a", [sbmm.Objective("y")]),
+                sbmm.Tower("b", [sbmm.Objective("y")]),
+            ],
+        )
 
 
 @pytest.mark.parametrize(
@@ -98,9 +129,21 @@ def test_bad_tower_declarations_raise():
         (sbmm.Objective("click"), {"like": [0, 1]}, "'click'.*missing"),
         (sbmm.Objective("click"), {"click": [0, 2]}, "'click'.*0 or 1"),
         (sbmm.Objective("t", "regression"), {"t": [1.0, float("nan")]}, "'t'.*NaN"),
-        (sbmm.Objective("like", mask="clik"), {"like": [0, 1], "click": [1, 1]}, "'like'.*mask 'clik' names no label"),
-        (sbmm.Objective("like", mask="click"), {"like": [0, 1], "click": [0.5, 1]}, "'like'.*mask"),
-        (sbmm.Objective("click", sample_weight="w"), {"click": [0, 1], "w": [1.0, -1.0]}, "'click'.*sample weights"),
+        (
+            sbmm.Objective("like", mask="clik"),
+            {"like": [0, 1], "click": [1, 1]},
+            "'like'.*mask 'clik' names no label",
+        ),
+        (
+            sbmm.Objective("like", mask="click"),
+            {"like": [0, 1], "click": [0.5, 1]},
+            "'like'.*mask",
+        ),
+        (
+            sbmm.Objective("click", sample_weight="w"),
+            {"click": [0, 1], "w": [1.0, -1.0]},
+            "'click'.*sample weights",
+        ),
         (sbmm.Objective("click", sample_weight="v"), {"click": [0, 1]}, "'click'.*'v'"),
     ],
 )

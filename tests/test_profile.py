@@ -25,7 +25,9 @@ def test_seed_everything_makes_torch_repeatable():
 
 
 def test_default_device_is_cuda_only_when_available():
-    assert sbmm.default_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert sbmm.default_device().type == (
+        "cuda" if torch.cuda.is_available() else "cpu"
+    )
 
 
 def test_use_profile_applies_the_thread_count(monkeypatch):
@@ -33,9 +35,13 @@ def test_use_profile_applies_the_thread_count(monkeypatch):
     try:
         torch.set_num_threads(2)
         monkeypatch.setenv("SBMM_PROFILE", "default")
-        assert sbmm.use_profile() == sbmm.PROFILES["default"] and torch.get_num_threads() == 1
+        assert (
+            sbmm.use_profile() == sbmm.PROFILES["default"]
+            and torch.get_num_threads() == 1
+        )
         monkeypatch.setenv("SBMM_PROFILE", "full")
         torch.set_num_threads(2)
-        assert sbmm.use_profile().threads is None and torch.get_num_threads() == 2  # left to PyTorch
+        # left to PyTorch
+        assert sbmm.use_profile().threads is None and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)

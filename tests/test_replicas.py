@@ -81,7 +81,8 @@ def close(a, b) -> bool:
 
 def assert_same_run(replica, history, model, expected):
     """A replica's weights and History are the separate run's (`model`, `expected`):
-    weights to 2e-5 (they move by ~1e-1 in training and differ by ~1e-1 across seeds)."""
+    weights to 2e-5 (they move by ~1e-1 in training and differ by ~1e-1 across
+    seeds)."""
     pairs = zip(replica.named_parameters(), model.named_parameters())
     for (name, p), (other, q) in pairs:
         assert name == other

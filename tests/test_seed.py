@@ -8,7 +8,22 @@ def test_seed_model_has_the_articles_layers_and_4565_parameters():
     model = sbmm.SharedBottomMultiTaskModel(10, 64, 32, 16, 3, 2)
     assert sum(p.numel() for p in model.parameters()) == 4565
     shapes = [tuple(p.shape) for p in model.parameters()]
-    assert shapes == [(64, 10), (64,), (32, 64), (32,), (16, 32), (16,), (32, 16), (32,), (3, 32), (3,), (32, 16), (32,), (2, 32), (2,)]
+    assert shapes == [
+        (64, 10),
+        (64,),
+        (32, 64),
+        (32,),
+        (16, 32),
+        (16,),
+        (32, 16),
+        (32,),
+        (3, 32),
+        (3,),
+        (32, 16),
+        (32,),
+        (2, 32),
+        (2,),
+    ]
 
 
 def test_seed_forward_returns_a_tuple_of_the_two_tasks():
@@ -33,7 +48,9 @@ def test_seed_loop_is_reproducible_and_learns_nothing_from_random_targets():
         torch.manual_seed(42)
         X, y1, y2 = torch.randn(200, 10), torch.randn(200, 3), torch.randn(200, 2)
         model = sbmm.SharedBottomMultiTaskModel(10, 64, 32, 16, 3, 2)
-        return train_seed(model, X, y1, y2, epochs=3), y1.var(0, unbiased=False).mean() + y2.var(0, unbiased=False).mean()
+        return train_seed(model, X, y1, y2, epochs=3), y1.var(
+            0, unbiased=False
+        ).mean() + y2.var(0, unbiased=False).mean()
 
     (losses, floor), (again, _) = run(), run()
     assert losses == again and len(losses) == 3

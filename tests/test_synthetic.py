@@ -18,9 +18,14 @@ def test_shapes_dtypes_and_names():
     assert isinstance(batch, Batch) and len(batch) == 300
     assert set(batch.features) == {"x"} and set(batch.labels) == {"y1", "y2"}
     assert set(batch.truth) == {"y1", "y2", "attainable_y1", "attainable_y2"}
-    assert batch.features["x"].shape == (300, 7) and batch.features["x"].dtype == torch.float32
+    assert (
+        batch.features["x"].shape == (300, 7)
+        and batch.features["x"].dtype == torch.float32
+    )
     for table in (batch.labels, batch.truth):
-        assert all(v.shape == (300,) and v.dtype == torch.float32 for v in table.values())
+        assert all(
+            v.shape == (300,) and v.dtype == torch.float32 for v in table.values()
+        )
 
 
 def test_same_seed_same_data_other_seed_other_data():
@@ -44,16 +49,23 @@ def test_the_truth_is_attainable_and_the_specs_say_so():
 def test_a_sweep_over_p_changes_only_the_second_task():
     low, high = correlated_tasks(500, -0.2, seed=0), correlated_tasks(500, 0.9, seed=0)
     assert torch.equal(low.features["x"], high.features["x"])
-    assert torch.equal(low.truth["y1"], high.truth["y1"]), "w1 = c·u1 does not depend on p"
+    assert torch.equal(low.truth["y1"], high.truth["y1"]), (
+        "w1 = c·u1 does not depend on p"
+    )
     assert not torch.equal(low.truth["y2"], high.truth["y2"])
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_label_correlation_rises_with_p(seed):
     n = 20_000
-    r = [label_correlation(correlated_tasks(n, p, seed=seed)) for p in (0.0, 0.25, 0.5, 0.75, 1.0)]
+    r = [
+        label_correlation(correlated_tasks(n, p, seed=seed))
+        for p in (0.0, 0.25, 0.5, 0.75, 1.0)
+    ]
     assert all(a < b for a, b in zip(r, r[1:])), r
-    assert abs(r[0]) < 4 / math.sqrt(n), "p = 0: the tasks read independent projections of x"
+    assert abs(r[0]) < 4 / math.sqrt(n), (
+        "p = 0: the tasks read independent projections of x"
+    )
     assert r[-1] > 0.95
 
 
@@ -77,14 +89,20 @@ def test_labels_are_truth_plus_noise_of_the_given_std():
 
 @pytest.mark.parametrize("p", [0.3, -0.6])
 def test_task_weight_vectors_have_cosine_p(p):
-    # With c small, f_k ≈ const + (1 + Σ α_i cos β_i)·w_kᵀx: both tasks share the factor (same α, β), so
-    # the least-squares slopes of f1 and f2 on x point along w1 and w2.
+    # With c small, f_k ≈ const + (1 + Σ α_i cos β_i)·w_kᵀx: both tasks share the factor
+    # (same α, β), so the least-squares slopes of f1 and f2 on x point along w1 and w2.
     batch = correlated_tasks(2_000, p, c=1e-3, noise=0.0, seed=0)
-    x = torch.cat([batch.features["x"].double(), torch.ones(2_000, 1, dtype=torch.float64)], dim=1)
+    x = torch.cat(
+        [batch.features["x"].double(), torch.ones(2_000, 1, dtype=torch.float64)], dim=1
+    )
     f = torch.stack([batch.truth["y1"], batch.truth["y2"]], dim=1).double()
     slopes = torch.linalg.lstsq(x, f).solution[:-1]  # (d, 2)
-    assert float(torch.cosine_similarity(slopes[:, 0], slopes[:, 1], dim=0)) == pytest.approx(p, abs=0.01)
-    assert float(slopes[:, 0].norm()) == pytest.approx(float(slopes[:, 1].norm()), rel=0.01)
+    assert float(
+        torch.cosine_similarity(slopes[:, 0], slopes[:, 1], dim=0)
+    ) == pytest.approx(p, abs=0.01)
+    assert float(slopes[:, 0].norm()) == pytest.approx(
+        float(slopes[:, 1].norm()), rel=0.01
+    )
 
 
 @pytest.mark.parametrize("p", [1.01, -1.5, float("nan")])

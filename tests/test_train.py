@@ -8,7 +8,8 @@ import sbmm
 
 
 def signal_data(n=2000, seed=0):
-    """A click that depends on x, a like (only after a click) that depends on x, a play time after a click."""
+    """A click that depends on x, a like (only after a click) that depends on x, a play
+    time after a click."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, 6, generator=g)
     p_click = torch.sigmoid(2 * x[:, 0])

@@ -118,7 +118,8 @@ def test_gradnorm_differentiates_the_last_shared_layers_gradient_norms():
         ]
     )
     strategy.backward(losses)
-    # At the first step r_o = 1, so target_o = mean(G) and dL_grad/dw_o = sign(G_o − mean G)·‖∇_W c_o L_o‖ (w = 1).
+    # At the first step r_o = 1, so target_o = mean(G) and
+    # dL_grad/dw_o = sign(G_o − mean G)·‖∇_W c_o L_o‖ (w = 1).
     expected = torch.sign(norms - norms.mean()) * norms
     assert torch.allclose(strategy.w.grad, expected, rtol=1e-4)
 

@@ -2,14 +2,15 @@
 
     check(final_loss < 0.2 * floor, "the model goes well below the no-signal floor")
 
-prints "✓ <claim>" when it holds, so the rendered page lists what was verified. When it does
-not hold, what happens depends on who runs the chapter:
+prints "✓ <claim>" when it holds, so the rendered page lists what was verified. When it
+does not hold, what happens depends on who runs the chapter:
 
-- the book's own runs (`make notebooks`, `make test`, which set SBMM_STRICT_CLAIMS=1) raise an
-  AssertionError quoting the claim, so a chapter whose prose is no longer true fails;
-- a reader's session gets a `ClaimWarning` and a printed "✗ <claim>", and the chapter goes on:
-  an experimenter who widens a layer sees which sentences their change made false, and their
-  run is not halted.
+- the book's own runs (`make notebooks`, `make test`, which set SBMM_STRICT_CLAIMS=1)
+  raise an AssertionError quoting the claim, so a chapter whose prose is no longer true
+  fails;
+- a reader's session gets a `ClaimWarning` and a printed "✗ <claim>", and the chapter
+  goes on: an experimenter who widens a layer sees which sentences their change made
+  false, and their run is not halted.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ class ClaimWarning(UserWarning):
 
 
 def check(condition: bool, claim: str) -> None:
-    """Print "✓ <claim>" if `condition`; otherwise raise AssertionError("claim does not hold:
-    <claim>") when SBMM_STRICT_CLAIMS is "1", or print "✗ <claim>" and warn."""
+    """Print "✓ <claim>" if `condition`; otherwise raise
+    AssertionError("claim does not hold: <claim>") when SBMM_STRICT_CLAIMS is "1", or
+    print "✗ <claim>" and warn."""
     if not isinstance(claim, str) or not claim:
         raise TypeError("check needs the claim as a non-empty string")
     if bool(condition):
@@ -37,4 +39,6 @@ def check(condition: bool, claim: str) -> None:
     if os.environ.get(STRICT_ENV, "") == "1":
         raise AssertionError(f"claim does not hold: {claim}")
     print(f"✗ {claim}")
-    warnings.warn(f"claim does not hold in this run: {claim}", ClaimWarning, stacklevel=2)
+    warnings.warn(
+        f"claim does not hold in this run: {claim}", ClaimWarning, stacklevel=2
+    )

@@ -1,8 +1,9 @@
 """Profiles: how big a chapter's experiments are.
 
-`SBMM_PROFILE` unset (or "default") gives sizes that run a chapter on a laptop CPU in a few minutes;
-`SBMM_PROFILE=full` gives GPU-sized data, epochs and seeds. A profile changes sizes, never the code path.
-A chapter starts with `P = sbmm.use_profile()`: the profile, with its CPU thread count applied.
+`SBMM_PROFILE` unset (or "default") gives sizes that run a chapter on a laptop CPU in a
+few minutes; `SBMM_PROFILE=full` gives GPU-sized data, epochs and seeds. A profile
+changes sizes, never the code path. A chapter starts with `P = sbmm.use_profile()`: the
+profile, with its CPU thread count applied.
 """
 
 from __future__ import annotations
@@ -22,33 +23,40 @@ class Profile:
     epochs: int  # training epochs per model
     n_seeds: int  # repeated runs behind every spread or mean
     batch_size: int  # training batch size
-    # PyTorch's CPU threads, or None to leave PyTorch's choice. The default profile's small models run
-    # fastest on one thread, and one thread makes results repeat to the printed digit on any CPU.
+    # PyTorch's CPU threads, or None to leave PyTorch's choice. The default profile's
+    # small models run fastest on one thread, and one thread makes results repeat to the
+    # printed digit on any CPU.
     threads: int | None = None
 
 
 PROFILES = {
-    "default": Profile("default", n_samples=20_000, epochs=10, n_seeds=3, batch_size=256, threads=1),
+    "default": Profile(
+        "default", n_samples=20_000, epochs=10, n_seeds=3, batch_size=256, threads=1
+    ),
     "full": Profile("full", n_samples=500_000, epochs=20, n_seeds=5, batch_size=4096),
 }
 
 
-# The feed world the first chapters were measured on, before the default world was made small
-# enough to learn (FeedConfig's defaults); a chapter passes it to FeedSimulator until its rework
-# moves it to the default world.
+# The feed world the first chapters were measured on, before the default world was made
+# small enough to learn (FeedConfig's defaults); a chapter passes it to FeedSimulator
+# until its rework moves it to the default world.
 FIRST_WORLD = dict(n_users=2_000, n_items=1_000, n_authors=100, latent_dim=8)
 
 
 def profile() -> Profile:
-    """The profile named by the SBMM_PROFILE environment variable (unset or empty: "default")."""
+    """The profile named by the SBMM_PROFILE environment variable
+    (unset or empty: "default")."""
     name = os.environ.get("SBMM_PROFILE", "").strip() or "default"
     if name not in PROFILES:
-        raise ValueError(f"SBMM_PROFILE must be one of {sorted(PROFILES)}, got {name!r}")
+        raise ValueError(
+            f"SBMM_PROFILE must be one of {sorted(PROFILES)}, got {name!r}"
+        )
     return PROFILES[name]
 
 
 def use_profile() -> Profile:
-    """`profile()`, after setting PyTorch's CPU thread count to the profile's `threads` (if it sets one)."""
+    """`profile()`, after setting PyTorch's CPU thread count to the profile's `threads`
+    (if it sets one)."""
     chosen = profile()
     if chosen.threads is not None:
         torch.set_num_threads(chosen.threads)

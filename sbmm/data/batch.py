@@ -1,14 +1,15 @@
 """`Batch`: the in-memory table every model, trainer and metric reads.
 
-A batch is three dicts of tensors that share their first dimension (one row per impression):
+A batch is three dicts of tensors that share their first dimension
+(one row per impression):
 
 - ``features``: what a model may read (dense values, ids, padded multi-valued ids),
 - ``labels``:   what was observed and what objectives train on,
 - ``truth``:    what a simulator knows and a real log never does (true probabilities and
   expectations, counterfactual ones included); empty for real data.
 
-Rows are selected by slicing or by an index tensor, so a trainer batches in-memory data without a
-per-sample ``Dataset``/collate step.
+Rows are selected by slicing or by an index tensor, so a trainer batches in-memory data
+without a per-sample ``Dataset``/collate step.
 """
 
 from __future__ import annotations
@@ -32,17 +33,27 @@ class Batch:
         for part in ("features", "labels", "truth"):
             table = getattr(self, part)
             if not isinstance(table, dict):
-                raise TypeError(f"Batch.{part} must be a dict of tensors, got {type(table).__name__}")
+                raise TypeError(
+                    f"Batch.{part} must be a dict of tensors, got "
+                    f"{type(table).__name__}"
+                )
             for name, value in table.items():
                 if not isinstance(value, Tensor):
-                    raise TypeError(f"{part[:-1]} {name!r} must be a torch.Tensor, got {type(value).__name__}")
+                    raise TypeError(
+                        f"{part[:-1]} {name!r} must be a torch.Tensor, got "
+                        f"{type(value).__name__}"
+                    )
                 if value.dim() == 0:
-                    raise ValueError(f"{part[:-1]} {name!r} must have one row per sample, got a scalar")
+                    raise ValueError(
+                        f"{part[:-1]} {name!r} must have one row per sample, got a "
+                        "scalar"
+                    )
                 if rows is None:
                     rows = (name, value.shape[0])
                 elif value.shape[0] != rows[1]:
                     raise ValueError(
-                        f"{part[:-1]} {name!r} has {value.shape[0]} rows but {rows[0]!r} has {rows[1]}"
+                        f"{part[:-1]} {name!r} has {value.shape[0]} rows but "
+                        f"{rows[0]!r} has {rows[1]}"
                     )
 
     def __len__(self) -> int:
@@ -66,7 +77,8 @@ class Batch:
 
     @classmethod
     def _trusted(cls, features: dict, labels: dict, truth: dict) -> Batch:
-        """A batch cut from a checked one: skips the checks, which cost more than a small training step."""
+        """A batch cut from a checked one: skips the checks, which cost more than a
+        small training step."""
         batch = object.__new__(cls)
         batch.features, batch.labels, batch.truth = features, labels, truth
         return batch
@@ -79,22 +91,35 @@ class Batch:
         return torch.device("cpu")
 
     def to(self, device: torch.device | str) -> Batch:
-        """A copy of the batch on `device` (the same object when it is already there)."""
+        """A copy of the batch on `device` (the same object when it is already
+        there)."""
         device = torch.device(device)
         if self.device == device:
             return self
         move = lambda d: {k: v.to(device, non_blocking=True) for k, v in d.items()}  # noqa: E731
         return Batch._trusted(move(self.features), move(self.labels), move(self.truth))
 
-    def split(self, fractions: tuple[float, ...] = (0.8, 0.1, 0.1), seed: int = 0) -> tuple[Batch, ...]:
-        """Shuffle the rows with `seed` and cut them into consecutive parts of the given fractions.
+    def split(
+        self, fractions: tuple[float, ...] = (0.8, 0.1, 0.1), seed: int = 0
+    ) -> tuple[Batch, ...]:
+        """Shuffle the rows with `seed` and cut them into consecutive parts of the given
+        fractions.
 
-        The fractions must be positive and sum to 1; the last part takes the rounding remainder.
+        The fractions must be positive and sum to 1; the last part takes the rounding
+        remainder.
         """
-        if not fractions or any(f <= 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
-            raise ValueError(f"split fractions must be positive and sum to 1, got {fractions}")
+        if (
+            not fractions
+            or any(f <= 0 for f in fractions)
+            or abs(sum(fractions) - 1) > 1e-6
+        ):
+            raise ValueError(
+                f"split fractions must be positive and sum to 1, got {fractions}"
+            )
         n = len(self)
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).to(self.device)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).to(
+            self.device
+        )
         cuts = [round(n * sum(fractions[: i + 1])) for i in range(len(fractions) - 1)]
         bounds = [0, *cuts, n]
         return tuple(self[order[a:b]] for a, b in zip(bounds[:-1], bounds[1:]))

@@ -1,11 +1,14 @@
-"""The two-scene short-video feed: the book's running example, with ground truth for every impression.
+"""The two-scene short-video feed: the book's running example, with ground truth for
+every impression.
 
-A user scrolls a discovery feed (scene 1). On each impression (a user, an item's card) the user may
-**stay** on the card, for a **stay time**, and may **click** it; a click opens the video page (scene 2),
-where the user watches for a **play time** and may **like** the video:
+A user scrolls a discovery feed (scene 1). On each impression (a user, an item's card)
+the user may **stay** on the card, for a **stay time**, and may **click** it; a click
+opens the video page (scene 2), where the user watches for a **play time** and
+may **like** the video:
 
     impression ─► stay? ─► stay_time ─► click? ─► play_time ─► like?
-                 (scene 1: discovery feed)       (scene 2: video page, exists only after a click)
+                 (scene 1: discovery feed)       (scene 2: video page, exists only
+                                                  after a click)
 
 Use::
 
@@ -15,66 +18,87 @@ Use::
 
 How the world is made (all of it drawn from `seed`):
 
-- Users have a demographic group (age bucket × gender), a city tier, an activity level and two taste
-  vectors: the *click taste* (what makes a card appealing) and the *quality taste* (what makes a video
-  worth watching and liking), ``quality_taste = ρ·click_taste + sqrt(1 − ρ²)·other_taste`` with
-  ρ = `task_correlation`. Tastes are partly shared within a demographic group.
-- Items have an author (a few authors make many items), a category (mostly their author's), 1 to
-  `max_tags` distinct tags (mostly their category's), a duration, a genuine appeal, a quality
-  (correlated with the appeal by ρ too) and a *bait* score: a cover that draws clicks to a video that
-  does not repay them. An item's latent vector sums its category's, tags', author's and own vectors, so
-  side features carry signal about it.
-- Impressions pick users in proportion to their activity and items in proportion to their popularity.
+- Users have a demographic group (age bucket × gender), a city tier, an activity level
+  and two taste vectors: the *click taste* (what makes a card appealing) and
+  the *quality taste* (what makes a video worth watching and liking), ``quality_taste =
+  ρ·click_taste + sqrt(1 − ρ²)·other_taste`` with ρ = `task_correlation`. Tastes are
+  partly shared within a demographic group.
+- Items have an author (a few authors make many items), a category
+  (mostly their author's), 1 to `max_tags` distinct tags (mostly their category's), a
+  duration, a genuine appeal, a quality (correlated with the appeal by ρ too) and
+  a *bait* score: a cover that draws clicks to a video that does not repay them. An
+  item's latent vector sums its category's, tags', author's and own vectors, so side
+  features carry signal about it.
+- Impressions pick users in proportion to their activity and items in proportion to
+  their popularity.
 
-Per impression, with σ the logistic function, g = sqrt(1.25) the std of the genuine part (taste term +
-item effect), bait ~ N(0, 1), and ε a fresh N(0, noise²) draw in each line (the noise is part of the
-truth: it is what no feature explains):
+Per impression, with σ the logistic function, g = sqrt(1.25) the std of the genuine part
+(taste term + item effect), bait ~ N(0, 1), and ε a fresh N(0, noise²) draw in each line
+(the noise is part of the truth: it is what no feature explains):
 
-    appeal  = (click_taste·item / sqrt(dim)   + item appeal  + clickbait·g·bait) / sqrt(1 + clickbait²)
-    quality = (quality_taste·item / sqrt(dim) + item quality − clickbait·g·bait) / sqrt(1 + clickbait²)
+    appeal  = (click_taste·item / sqrt(dim)   + item appeal  + clickbait·g·bait)
+              / sqrt(1 + clickbait²)
+    quality = (quality_taste·item / sqrt(dim) + item quality − clickbait·g·bait)
+              / sqrt(1 + clickbait²)
 
-    p_stay                = σ(stay_bias + 0.5·appeal + 0.8·activity + age and city-tier effects + ε)
-    p_click               = p_stay · σ(click_bias + appeal + ε)                        (click ⇒ stay)
-    p_like_given_click    = σ(like_bias + quality + user like propensity + age effect + ε)
+    p_stay                = σ(stay_bias + 0.5·appeal + 0.8·activity
+                              + age and city-tier effects + ε)
+    p_click               = p_stay · σ(click_bias + appeal + ε)        (click ⇒ stay)
+    p_like_given_click    = σ(like_bias + quality + user like propensity
+                              + age effect + ε)
     stay_time_given_stay  = 2 s · exp(0.3·appeal + ε)
-    play_time_given_click = duration · σ(watch_bias + 0.8·quality − 0.5·duration z-score + ε)
+    play_time_given_click = duration · σ(watch_bias + 0.8·quality
+                                         − 0.5·duration z-score + ε)
 
-The taste terms correlate by ρ. clickbait² is the bait's variance relative to the genuine part's. As
-it grows, the spread of appeal and quality stays put, but appeal and quality, which correlate by ρ at
-clickbait 0, tend to correlation −1: clicked items are better than average at clickbait 0 (for ρ > 0)
-and worse than average at high clickbait. (The feed shows popular, hence baity, items more, so the
-mean p_like_given_click over impressions falls too: from 9% to 5% as clickbait goes from 0 to 3.)
+The taste terms correlate by ρ. clickbait² is the bait's variance relative to the
+genuine part's. As it grows, the spread of appeal and quality stays put, but appeal and
+quality, which correlate by ρ at clickbait 0, tend to correlation −1: clicked items are
+better than average at clickbait 0 (for ρ > 0) and worse than average at high clickbait.
+(The feed shows popular, hence baity, items more, so the mean p_like_given_click over
+impressions falls too: from 9% to 5% as clickbait goes from 0 to 3.)
 
-Labels are drawn from exactly these quantities: stay ~ Bernoulli(p_stay); click ~ Bernoulli(p_click /
-p_stay) among stays; like ~ Bernoulli(p_like_given_click) among clicks. A time T of mean E is
-lognormal, ``log T ~ N(log E − s²/2, s²)`` with s = `stay_time_sigma` or `play_time_sigma`, so that
-E[T] = E exactly; a play time may exceed the duration (replays).
+Labels are drawn from exactly these quantities: stay ~ Bernoulli(p_stay); click ~
+Bernoulli(p_click / p_stay) among stays; like ~ Bernoulli(p_like_given_click) among
+clicks. A time T of mean E is lognormal, ``log T ~ N(log E − s²/2, s²)`` with s =
+`stay_time_sigma` or `play_time_sigma`, so that E[T] = E exactly; a play time may exceed
+the duration (replays).
 
-Rates of the default world (1M impressions, seed 0; other seeds draw other worlds, whose rates differ
-by a few points): stay ≈ 37% of impressions, click ≈ 9% of impressions (a quarter of stays), like ≈
-14% of clicks; stay time mean ≈ 2.8 s (median ≈ 1.7 s), play time mean ≈ 19 s (median ≈ 10 s): heavy
-right tails, as in real logs.
+Rates of the default world (1M impressions, seed 0; other seeds draw other worlds, whose
+rates differ by a few points): stay ≈ 37% of impressions, click ≈ 9% of impressions
+(a quarter of stays), like ≈ 14% of clicks; stay time mean ≈ 2.8 s (median ≈ 1.7 s),
+play time mean ≈ 19 s (median ≈ 10 s): heavy right tails, as in real logs.
 
-The default world is small (300 users, 200 items, tastes of width 4), so that a log of a few hundred
-thousand impressions shows each user and item many times: a shared-bottom model then closes most of
-the gap to what the features can explain (the simulators chapter measures it). Larger worlds are a
-knob away (``FeedSimulator(n_users=2_000, n_items=1_000)``).
+The default world is small (300 users, 200 items, tastes of width 4), so that a log of a
+few hundred thousand impressions shows each user and item many times: a shared-bottom
+model then closes most of the gap to what the features can explain (the simulators
+chapter measures it). Larger worlds are a knob away
+(``FeedSimulator(n_users=2_000, n_items=1_000)``).
 
 Columns (one row per impression):
 
     features  user_id, item_id, author_id      int32 (N,)
               category, age, gender, city_tier int16 (N,)
               tags                             int16 (N, max_tags), padded with -1
-              duration                         float32 (N,) log seconds, z-scored over the catalogue
-              popularity                       float32 (N,) log past views, z-scored over the catalogue
-                                                            (tracks the item's click appeal)
-              activity                         float32 (N,) log daily minutes, z-scored over the users
-                                                            (tracks the user's stay propensity)
-    labels    stay, click, like                float32 (N,) 0./1. (float32 so losses take them as is)
-              stay_time, play_time             float32 (N,) seconds; 0 exactly when stay / click is 0
-    truth     p_stay, p_click, p_like_given_click, stay_time_given_stay, play_time_given_click
-                                               float32 (N,), defined for every impression, including
-                                               the counterfactual ones (a like never given the chance)
+              duration                         float32 (N,) log seconds, z-scored
+                                                            over the catalogue
+              popularity                       float32 (N,) log past views, z-scored
+                                                            over the catalogue
+                                                            (tracks the item's click
+                                                            appeal)
+              activity                         float32 (N,) log daily minutes,
+                                                            z-scored over the users
+                                                            (tracks the user's stay
+                                                            propensity)
+    labels    stay, click, like                float32 (N,) 0./1. (float32 so losses
+                                                            take them as is)
+              stay_time, play_time             float32 (N,) seconds; 0 exactly when
+                                                            stay / click is 0
+    truth     p_stay, p_click, p_like_given_click, stay_time_given_stay,
+              play_time_given_click
+                                               float32 (N,), defined for every
+                                               impression, including the
+                                               counterfactual ones (a like never
+                                               given the chance)
               attainable_ + each truth column  float32 (N,) the same, given the features
 
 The attainable truth. The features fix the user and the item, hence every latent
@@ -119,12 +143,16 @@ __all__ = [
     "feed_features",
 ]
 
-AGE_SHARES = (0.10, 0.30, 0.22, 0.20, 0.10, 0.05, 0.03)  # buckets <18, 18-24, 25-29, 30-39, 40-49, 50-59, 60+
+# buckets <18, 18-24, 25-29, 30-39, 40-49, 50-59, 60+
+AGE_SHARES = (0.10, 0.30, 0.22, 0.20, 0.10, 0.05, 0.03)
 GENDER_SHARES = (0.65, 0.35)  # female, male
-CITY_TIER_SHARES = (0.15, 0.20, 0.25, 0.20, 0.20)  # tier 1, new tier 1, tier 2, tier 3, tier 4 and below
+# tier 1, new tier 1, tier 2, tier 3, tier 4 and below
+CITY_TIER_SHARES = (0.15, 0.20, 0.25, 0.20, 0.20)
 INT16_MAX = 2**15 - 1
-ITEM_EFFECT_STD = 0.5  # std of an item's genuine appeal and of its quality (the taste terms have std 1)
-GENUINE_STD = float(np.sqrt(1 + ITEM_EFFECT_STD**2))  # std of the genuine part of appeal and quality
+# std of an item's genuine appeal and of its quality (the taste terms have std 1)
+ITEM_EFFECT_STD = 0.5
+# std of the genuine part of appeal and quality
+GENUINE_STD = float(np.sqrt(1 + ITEM_EFFECT_STD**2))
 STAY_TIME_SCALE = 2.0  # seconds: the stay-time mean at appeal 0 and ε = 0
 FEED_TRUTH_SPECS = truth_specs(  # each label, its truth columns, and the label it needs
     TruthSpec("stay", "p_stay", "attainable_p_stay"),
@@ -151,47 +179,71 @@ FEED_TRUTH_SPECS = truth_specs(  # each label, its truth columns, and the label 
 
 @dataclass(frozen=True)
 class FeedConfig:
-    """The world a `FeedSimulator` draws: sizes, the knobs the book turns, and base rates."""
+    """The world a `FeedSimulator` draws: sizes, the knobs the book turns, and base
+    rates."""
 
-    n_users: int = 300  # users; ids in [0, n_users). Few enough that each is seen often:
-    #                     a model learns a user's taste from their id's embedding
+    n_users: int = 300  # users; ids in [0, n_users). Few enough that each is seen
+    #                     often: a model learns a user's taste from their id's embedding
     n_items: int = 200  # items (videos); ids in [0, n_items)
     n_authors: int = 30  # authors; a few make many items (Zipf-like shares)
     n_categories: int = 16  # item categories
     n_tags: int = 64  # tag vocabulary; each tag belongs mostly to one category
     max_tags: int = 4  # an item has 1 to max_tags distinct tags
     latent_dim: int = 4  # width of the latent taste and item vectors
-    task_correlation: float = 0.7  # ρ in [-1, 1]: agreement of the quality taste (likes, play time)
-    #                                with the click taste: -1 opposed, 0 unrelated, 1 identical
-    clickbait: float = 0.3  # >= 0: weight of bait (relative to the genuine part) in appeal, where it
-    #                         raises clicks, and in quality, where it lowers likes and play time:
-    #                         the source of sample-selection bias (higher: clicked items are chosen
-    #                         more for their bait, and so are worse than average, not better)
-    noise: float = 0.5  # >= 0: std of the unexplained per-impression noise on every logit / log-mean
+    task_correlation: float = 0.7  # ρ in [-1, 1]: agreement of the quality taste
+    #                                (likes, play time) with the click taste: -1
+    #                                opposed, 0 unrelated, 1 identical
+    clickbait: float = 0.3  # >= 0: weight of bait (relative to the genuine part) in
+    #                         appeal, where it raises clicks, and in quality, where it
+    #                         lowers likes and play time: the source of sample-selection
+    #                         bias (higher: clicked items are chosen more for their
+    #                         bait, and so are worse than average, not better)
+    noise: float = 0.5  # >= 0: std of the unexplained per-impression noise on every
+    #                     logit / log-mean
     stay_bias: float = -1.0  # base logit of stay (sets the stay rate)
     click_bias: float = -2.0  # base logit of click among stays (sets the click rate)
-    like_bias: float = -3.2  # base logit of like among clicks (lower it to make likes scarce)
+    like_bias: float = -3.2  # base logit of like among clicks (lower it to make likes
+    #                          scarce)
     watch_bias: float = 0.0  # base logit of the expected fraction of the video watched
-    stay_time_sigma: float = 0.8  # lognormal spread of the stay time (larger: heavier tail)
+    stay_time_sigma: float = 0.8  # lognormal spread of the stay time (larger: heavier
+    #                               tail)
     play_time_sigma: float = 0.9  # lognormal spread of the play time
-    split: tuple[float, ...] = (0.8, 0.1, 0.1)  # train / valid / test fractions of the impressions
+    split: tuple[float, ...] = (0.8, 0.1, 0.1)  # train / valid / test fractions of the
+    #                                             impressions
 
     def __post_init__(self) -> None:
-        for name in ("n_users", "n_items", "n_authors", "n_categories", "n_tags", "max_tags", "latent_dim"):
+        for name in (
+            "n_users",
+            "n_items",
+            "n_authors",
+            "n_categories",
+            "n_tags",
+            "max_tags",
+            "latent_dim",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         for name in ("n_categories", "n_tags"):
             if getattr(self, name) > INT16_MAX:
-                raise ValueError(f"{name} must be at most {INT16_MAX} (ids are int16), got {getattr(self, name)}")
+                raise ValueError(
+                    f"{name} must be at most {INT16_MAX} (ids are int16), got "
+                    f"{getattr(self, name)}"
+                )
         if self.max_tags > self.n_tags:
-            raise ValueError(f"max_tags must be at most n_tags ({self.n_tags}), got {self.max_tags}")
+            raise ValueError(
+                f"max_tags must be at most n_tags ({self.n_tags}), got {self.max_tags}"
+            )
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name != "split" and not (isinstance(value, (int, float)) and np.isfinite(value)):
+            if f.name != "split" and not (
+                isinstance(value, (int, float)) and np.isfinite(value)
+            ):
                 raise ValueError(f"{f.name} must be a finite number, got {value!r}")
         if not -1 <= self.task_correlation <= 1:
-            raise ValueError(f"task_correlation must be in [-1, 1], got {self.task_correlation}")
+            raise ValueError(
+                f"task_correlation must be in [-1, 1], got {self.task_correlation}"
+            )
         for name in ("clickbait", "noise"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -199,15 +251,26 @@ class FeedConfig:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         object.__setattr__(self, "split", tuple(self.split))
-        if not self.split or any(f <= 0 for f in self.split) or abs(sum(self.split) - 1) > 1e-6:
-            raise ValueError(f"split must be positive fractions that sum to 1, got {self.split}")
+        if (
+            not self.split
+            or any(f <= 0 for f in self.split)
+            or abs(sum(self.split) - 1) > 1e-6
+        ):
+            raise ValueError(
+                f"split must be positive fractions that sum to 1, got {self.split}"
+            )
 
 
 def feed_features(
-    config: FeedConfig, *, id_dim: int = 16, content_dim: int = 8, attribute_dim: int = 4
+    config: FeedConfig,
+    *,
+    id_dim: int = 16,
+    content_dim: int = 8,
+    attribute_dim: int = 4,
 ) -> list[Feature]:
-    """The feed's feature declarations, with embedding widths: `id_dim` for user, item and author ids,
-    `content_dim` for category and tags (mean-pooled), `attribute_dim` for age, gender and city tier."""
+    """The feed's feature declarations, with embedding widths: `id_dim` for user, item
+    and author ids, `content_dim` for category and tags (mean-pooled), `attribute_dim`
+    for age, gender and city tier."""
     return [
         Categorical("user_id", config.n_users, id_dim),
         Categorical("item_id", config.n_items, id_dim),
@@ -225,10 +288,12 @@ def feed_features(
 
 @dataclass
 class FeedData:
-    """A simulated feed log: the whole `batch`, its train / valid / test parts, and the declarations.
+    """A simulated feed log: the whole `batch`, its train / valid / test parts, and the
+    declarations.
 
-    `features`, `labels`, `truth` are the whole batch's dicts; `feature_specs` declares the features for
-    a model (`sbmm.SharedBottom(data.feature_specs, towers)`); `config` and `seed` made the data.
+    `features`, `labels`, `truth` are the whole batch's dicts; `feature_specs` declares
+    the features for a model (`sbmm.SharedBottom(data.feature_specs, towers)`); `config`
+    and `seed` made the data.
     """
 
     batch: Batch
@@ -261,7 +326,13 @@ class FeedData:
 
     def to(self, device: torch.device | str) -> FeedData:
         """A copy with every batch on `device`."""
-        return replace(self, **{k: getattr(self, k).to(device) for k in ("batch", "train", "valid", "test")})
+        return replace(
+            self,
+            **{
+                k: getattr(self, k).to(device)
+                for k in ("batch", "train", "valid", "test")
+            },
+        )
 
 
 def _check_seed(seed: int) -> None:
@@ -352,10 +423,11 @@ def _truth_columns(truth: dict[str, np.ndarray], prefix: str = "") -> dict[str, 
 
 
 class FeedSimulator:
-    """Draws feed logs from a `FeedConfig`: ``FeedSimulator(config, **overrides).simulate(n, seed)``.
+    """Draws feed logs from a `FeedConfig`: ``FeedSimulator(config,
+    **overrides).simulate(n, seed)``.
 
-    Keyword overrides replace config fields, so ``FeedSimulator(clickbait=2.0)`` is the default world
-    with more clickbait.
+    Keyword overrides replace config fields, so ``FeedSimulator(clickbait=2.0)`` is the
+    default world with more clickbait.
     """
 
     def __init__(self, config: FeedConfig | None = None, **overrides):
@@ -366,16 +438,25 @@ class FeedSimulator:
         self.config = replace(config, **overrides)
 
     def simulate(self, n_impressions: int, seed: int = 0) -> FeedData:
-        """`n_impressions` impressions of a world drawn from `seed` (same seed, same data), split into
-        train / valid / test by `config.split` (shuffled with `seed`)."""
-        if not isinstance(n_impressions, int) or isinstance(n_impressions, bool) or n_impressions < 1:
-            raise ValueError(f"n_impressions must be an integer >= 1, got {n_impressions!r}")
+        """`n_impressions` impressions of a world drawn from `seed`
+        (same seed, same data), split into train / valid / test by `config.split`
+        (shuffled with `seed`)."""
+        if (
+            not isinstance(n_impressions, int)
+            or isinstance(n_impressions, bool)
+            or n_impressions < 1
+        ):
+            raise ValueError(
+                f"n_impressions must be an integer >= 1, got {n_impressions!r}"
+            )
         _check_seed(seed)
         rng = np.random.default_rng(seed)
         users, items = self._users(rng), self._items(rng)
         batch = self._impressions(rng, users, items, n_impressions)
         train, valid, test = batch.split(self.config.split, seed=seed)
-        return FeedData(batch, train, valid, test, feed_features(self.config), self.config, seed)
+        return FeedData(
+            batch, train, valid, test, feed_features(self.config), self.config, seed
+        )
 
     def latent(self, user_id: ArrayLike, item_id: ArrayLike, seed: int = 0) -> Latent:
         """The noise-free logits of the impressions (user_id[n], item_id[n]), ids (N,),
@@ -400,21 +481,26 @@ class FeedSimulator:
         return self._latent(users, items, u, i)
 
     def _users(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """The user table: attributes, activity, and the click and quality tastes (n_users, latent_dim)."""
+        """The user table: attributes, activity, and the click and quality tastes
+        (n_users, latent_dim)."""
         c, n, k = self.config, self.config.n_users, self.config.latent_dim
         age = rng.choice(len(AGE_SHARES), n, p=AGE_SHARES)
         gender = rng.choice(len(GENDER_SHARES), n, p=GENDER_SHARES)
         group = age * len(GENDER_SHARES) + gender  # (n,) demographic group
 
-        def taste() -> np.ndarray:  # (n, k), unit variance per dimension, 40% shared within the group
+        # (n, k), unit variance per dimension, 40% shared within the group
+        def taste() -> np.ndarray:
             centres = rng.standard_normal((len(AGE_SHARES) * len(GENDER_SHARES), k))
-            return np.sqrt(0.4) * centres[group] + np.sqrt(0.6) * rng.standard_normal((n, k))
+            return np.sqrt(0.4) * centres[group] + np.sqrt(0.6) * rng.standard_normal(
+                (n, k)
+            )
 
         click_taste, other_taste = taste(), taste()
         rho = c.task_correlation
         city_tier = rng.choice(len(CITY_TIER_SHARES), n, p=CITY_TIER_SHARES)
         activity = rng.standard_normal(n)  # latent stay propensity
-        age_stay = 0.3 * rng.standard_normal(len(AGE_SHARES))  # logit shifts by age bucket and city tier
+        # logit shifts by age bucket and city tier
+        age_stay = 0.3 * rng.standard_normal(len(AGE_SHARES))
         tier_stay = 0.3 * rng.standard_normal(len(CITY_TIER_SHARES))
         age_like = 0.3 * rng.standard_normal(len(AGE_SHARES))
         return {
@@ -422,36 +508,53 @@ class FeedSimulator:
             "gender": gender,
             "city_tier": city_tier,
             "activity": activity,
-            "activity_feature": _zscore(activity + 0.5 * rng.standard_normal(n)),  # a noisy log daily minutes
+            # a noisy log daily minutes
+            "activity_feature": _zscore(activity + 0.5 * rng.standard_normal(n)),
             "click_taste": click_taste,
             "quality_taste": rho * click_taste + np.sqrt(1 - rho**2) * other_taste,
-            "stay_effect": 0.8 * activity + age_stay[age] + tier_stay[city_tier],  # logit shift of stay
-            "like_effect": 0.5 * rng.standard_normal(n) + age_like[age],  # logit shift of like
+            # logit shift of stay
+            "stay_effect": 0.8 * activity + age_stay[age] + tier_stay[city_tier],
+            # logit shift of like
+            "like_effect": 0.5 * rng.standard_normal(n) + age_like[age],
         }
 
     def _items(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """The item table: author, category, tags (n_items, max_tags), duration, vector, appeal, quality, bait."""
+        """The item table: author, category, tags (n_items, max_tags), duration, vector,
+        appeal, quality, bait."""
         c, n, k = self.config, self.config.n_items, self.config.latent_dim
         author_share = 1 / np.arange(1, c.n_authors + 1) ** 0.8
         author = rng.choice(c.n_authors, n, p=author_share / author_share.sum())
         author_category = rng.integers(c.n_categories, size=c.n_authors)
-        category = np.where(rng.random(n) < 0.7, author_category[author], rng.integers(c.n_categories, size=n))
+        category = np.where(
+            rng.random(n) < 0.7,
+            author_category[author],
+            rng.integers(c.n_categories, size=n),
+        )
 
-        # Tags: distinct, mostly from the item's category (each tag has a home category), by Gumbel top-k.
+        # Tags: distinct, mostly from the item's category
+        # (each tag has a home category), by Gumbel top-k.
         home = rng.permutation(c.n_tags) % c.n_categories  # (n_tags,)
-        weight = np.where(home[None, :] == np.arange(c.n_categories)[:, None], 20.0, 1.0)  # (n_categories, n_tags)
+        # (n_categories, n_tags)
+        weight = np.where(
+            home[None, :] == np.arange(c.n_categories)[:, None], 20.0, 1.0
+        )
         keys = np.log(weight[category]) + rng.gumbel(size=(n, c.n_tags))  # (n, n_tags)
-        top = np.argpartition(-keys, c.max_tags - 1, axis=1)[:, : c.max_tags]  # (n, L), unordered
-        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(keys, top, 1), axis=1), 1)
+        # (n, L), unordered
+        top = np.argpartition(-keys, c.max_tags - 1, axis=1)[:, : c.max_tags]
+        top = np.take_along_axis(
+            top, np.argsort(-np.take_along_axis(keys, top, 1), axis=1), 1
+        )
         n_tags = rng.integers(1, c.max_tags + 1, size=n)  # (n,)
         present = np.arange(c.max_tags)[None, :] < n_tags[:, None]  # (n, L)
         tags = np.where(present, top, -1)  # (n, L), -1 pads
 
-        # Item vector: category, tags, author and the item's own part, each of unit variance per dimension.
+        # Item vector: category, tags, author and the item's own part, each of unit
+        # variance per dimension.
         category_vec = rng.standard_normal((c.n_categories, k))
         tag_vec = rng.standard_normal((c.n_tags, k))
         author_vec = rng.standard_normal((c.n_authors, k))
-        tag_sum = (tag_vec[np.where(present, top, 0)] * present[:, :, None]).sum(1)  # (n, k)
+        # (n, k)
+        tag_sum = (tag_vec[np.where(present, top, 0)] * present[:, :, None]).sum(1)
         vector = (
             np.sqrt(0.3) * category_vec[category]
             + np.sqrt(0.2) * tag_sum / np.sqrt(n_tags)[:, None]
@@ -467,9 +570,12 @@ class FeedSimulator:
         appeal, other = item_effect(), item_effect()
         rho = c.task_correlation
         bait = GENUINE_STD * rng.standard_normal(n)  # scaled like the genuine part
-        category_log_duration = np.log(30) + 0.5 * rng.standard_normal(c.n_categories)  # 30 s typical
-        log_duration = category_log_duration[category] + 0.5 * rng.standard_normal(n)  # (n,)
-        click_appeal = (appeal + c.clickbait * bait) / np.sqrt(1 + c.clickbait**2)  # what past views reward
+        # 30 s typical
+        category_log_duration = np.log(30) + 0.5 * rng.standard_normal(c.n_categories)
+        # (n,)
+        log_duration = category_log_duration[category] + 0.5 * rng.standard_normal(n)
+        # what past views reward
+        click_appeal = (appeal + c.clickbait * bait) / np.sqrt(1 + c.clickbait**2)
         return {
             "author": author,
             "category": category,
@@ -480,7 +586,9 @@ class FeedSimulator:
             "bait": bait,
             "duration": np.exp(log_duration),
             "duration_feature": _zscore(log_duration),
-            "popularity": _zscore(click_appeal + 0.5 * click_appeal.std() * rng.standard_normal(n)),
+            "popularity": _zscore(
+                click_appeal + 0.5 * click_appeal.std() * rng.standard_normal(n)
+            ),
         }
 
     def _latent(self, users: dict, items: dict, u: np.ndarray, i: np.ndarray) -> Latent:
@@ -488,10 +596,13 @@ class FeedSimulator:
         c = self.config
         vector = items["vector"][i]  # (N, k)
         scale = 1 / np.sqrt(c.latent_dim)  # makes each taste term's variance 1
-        shrink = 1 / np.sqrt(1 + c.clickbait**2)  # keeps the spread of appeal and quality fixed
+        # keeps the spread of appeal and quality fixed
+        shrink = 1 / np.sqrt(1 + c.clickbait**2)
         bait = c.clickbait * items["bait"][i]
-        click_term = scale * np.einsum("nk,nk->n", users["click_taste"][u], vector)  # (N,)
-        quality_term = scale * np.einsum("nk,nk->n", users["quality_taste"][u], vector)  # (N,)
+        # (N,)
+        click_term = scale * np.einsum("nk,nk->n", users["click_taste"][u], vector)
+        # (N,)
+        quality_term = scale * np.einsum("nk,nk->n", users["quality_taste"][u], vector)
         appeal = shrink * (click_term + items["appeal"][i] + bait)
         quality = shrink * (quality_term + items["quality"][i] - bait)
         return Latent(
@@ -503,15 +614,19 @@ class FeedSimulator:
             duration=items["duration"][i],
         )
 
-    def _impressions(self, rng: np.random.Generator, users: dict, items: dict, n: int) -> Batch:
+    def _impressions(
+        self, rng: np.random.Generator, users: dict, items: dict, n: int
+    ) -> Batch:
         """Draw `n` impressions, their truth (noisy and attainable), and labels drawn
         from the noisy truth."""
         c = self.config
         user_weight = np.exp(0.5 * users["activity"])  # active users scroll more
-        item_weight = np.exp(0.5 * items["popularity"])  # the recommender favours popular items
+        # the recommender favours popular items
+        item_weight = np.exp(0.5 * items["popularity"])
         u = rng.choice(c.n_users, n, p=user_weight / user_weight.sum())  # (N,)
         i = rng.choice(c.n_items, n, p=item_weight / item_weight.sum())  # (N,)
-        eps = c.noise * rng.standard_normal((5, n))  # (5, N): the unexplained part of each logit
+        # (5, N): the unexplained part of each logit
+        eps = c.noise * rng.standard_normal((5, n))
         latent = self._latent(users, items, u, i)
         noisy = latent.truth(eps)  # each (N,)
 
@@ -520,8 +635,12 @@ class FeedSimulator:
         like = click & (rng.random(n) < noisy["p_like_given_click"])
         stay_time_mean = noisy["stay_time_given_stay"]
         play_time_mean = noisy["play_time_given_click"]
-        stay_time = np.where(stay, self._lognormal(rng, stay_time_mean, c.stay_time_sigma), 0.0)
-        play_time = np.where(click, self._lognormal(rng, play_time_mean, c.play_time_sigma), 0.0)
+        stay_time = np.where(
+            stay, self._lognormal(rng, stay_time_mean, c.stay_time_sigma), 0.0
+        )
+        play_time = np.where(
+            click, self._lognormal(rng, play_time_mean, c.play_time_sigma), 0.0
+        )
 
         f32 = lambda x: torch.from_numpy(np.asarray(x, dtype=np.float32))  # noqa: E731
         ids = lambda x, dtype: torch.from_numpy(np.asarray(x, dtype=dtype))  # noqa: E731
@@ -550,6 +669,11 @@ class FeedSimulator:
         return Batch(features, labels, truth)
 
     @staticmethod
-    def _lognormal(rng: np.random.Generator, mean: np.ndarray, sigma: float) -> np.ndarray:
-        """Lognormal draws with the given means: log T ~ N(log mean − σ²/2, σ²), so E[T] = mean."""
-        return np.exp(np.log(mean) - sigma**2 / 2 + sigma * rng.standard_normal(mean.shape))
+    def _lognormal(
+        rng: np.random.Generator, mean: np.ndarray, sigma: float
+    ) -> np.ndarray:
+        """Lognormal draws with the given means: log T ~ N(log mean − σ²/2, σ²), so
+        E[T] = mean."""
+        return np.exp(
+            np.log(mean) - sigma**2 / 2 + sigma * rng.standard_normal(mean.shape)
+        )

@@ -1,4 +1,5 @@
-"""Multi-task architectures: one constructor shape (features, towers, ...), one output shape (a dict)."""
+"""Multi-task architectures: one constructor shape (features, towers, ...), one output
+shape (a dict)."""
 
 from .base import MultiTaskModel
 from .mlp import mlp

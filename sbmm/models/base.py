@@ -1,12 +1,14 @@
 """What every multi-task model shares: features in, a dict of predictions out.
 
-A model is built from declarations (features, towers of objectives). This class builds the input
-layer and the towers, and turns each tower's raw outputs into the `{objective: prediction}` dict;
-an architecture says only how the inputs become each tower's representation (`represent`): the
-shared bottom's output for `SharedBottom`, a gated mix of experts for MMoE and PLE. So
-architectures swap with one line, and the trainer, losses and metrics never look inside.
+A model is built from declarations (features, towers of objectives). This class builds
+the input layer and the towers, and turns each tower's raw outputs into the
+`{objective: prediction}` dict; an architecture says only how the inputs become each
+tower's representation (`represent`): the shared bottom's output for `SharedBottom`, a
+gated mix of experts for MMoE and PLE. So architectures swap with one line, and the
+trainer, losses and metrics never look inside.
 
-    features ─► inputs (B, d_in) ─► represent ─► {tower: (B, d)} ─► towers ─► {objective: ...}
+    features ─► inputs (B, d_in) ─► represent ─► {tower: (B, d)} ─► towers
+             ─► {objective: ...}
 """
 
 from __future__ import annotations
@@ -26,23 +28,30 @@ __all__ = ["MultiTaskModel"]
 class MultiTaskModel(nn.Module):
     """Base class: holds the input layer, the declarations and the towers.
 
-    A subclass builds its shared part, then calls `build_towers(d)` with the width of the
-    representation each tower reads, and implements `represent`.
+    A subclass builds its shared part, then calls `build_towers(d)` with the width of
+    the representation each tower reads, and implements `represent`.
     """
 
     def __init__(self, features: Sequence[Feature], towers: Sequence[Tower]):
         super().__init__()
-        self.inputs = InputLayer(features)
         self.tower_specs = check_towers(towers)
+        self.inputs = self.build_inputs(features)
+
+    def build_inputs(self, features: Sequence[Feature]) -> nn.Module:
+        """The input layer: one `InputLayer` that every objective reads. An architecture
+        with inputs of its own per objective (`SingleTask`) overrides it."""
+        return InputLayer(features)
 
     def build_towers(self, in_dim: int) -> None:
-        """One MLP per tower, of its `hidden` widths, from `in_dim` to its objectives' values."""
+        """One MLP per tower, of its `hidden` widths, from `in_dim` to its objectives'
+        values."""
         self.towers = nn.ModuleDict(
             {t.name: mlp(in_dim, t.hidden, t.out_dim) for t in self.tower_specs}
         )
 
     def represent(self, x: Tensor) -> dict[str, Tensor]:  # pragma: no cover - abstract
-        """The architecture: (B, d_in) inputs → {tower name: (B, d) what that tower reads}."""
+        """The architecture: (B, d_in) inputs → {tower name: (B, d) what that tower
+        reads}."""
         raise NotImplementedError
 
     def forward(self, features: Mapping[str, Tensor]) -> dict[str, Tensor]:
@@ -58,21 +67,25 @@ class MultiTaskModel(nn.Module):
         return tuple(o for t in self.tower_specs for o in t.objectives)
 
     def shared_parameters(self) -> list[nn.Parameter]:
-        """The parameters more than one objective's loss reaches: everything outside the towers (inputs,
-        bottom, experts, gates). Weighting strategies that act on gradients (PCGrad, GradNorm) use them."""
+        """The parameters more than one objective's loss reaches: everything outside the
+        towers (inputs, bottom, experts, gates). Weighting strategies that act on
+        gradients (PCGrad, GradNorm) use them."""
         tower_ids = {id(p) for p in self.towers.parameters()}
         return [p for p in self.parameters() if id(p) not in tower_ids]
 
-    def check_inputs(self, features: Mapping[str, Tensor], n: int | None = None) -> None:
-        """Check a data set's features (`n` rows) once (see `InputLayer.check_data`): `fit`,
-        `evaluate` and `predict` call it, so training on a GPU needs no per-step check."""
+    def check_inputs(
+        self, features: Mapping[str, Tensor], n: int | None = None
+    ) -> None:
+        """Check a data set's features (`n` rows) once (see `InputLayer.check_data`):
+        `fit`, `evaluate` and `predict` call it, so training on a GPU needs no per-step
+        check."""
         for layer in self.modules():
             if isinstance(layer, InputLayer):
                 layer.check_data(features, n)
 
     def parameter_summary(self) -> dict[str, int]:
-        """Trainable parameters by part: "inputs" (embeddings), every other top-level part (e.g.
-        "bottom"), one entry per tower ("tower <name>"), and "total"."""
+        """Trainable parameters by part: "inputs" (embeddings), every other top-level
+        part (e.g. "bottom"), one entry per tower ("tower <name>"), and "total"."""
         counts: dict[str, int] = {}
         for name, module in self.named_children():
             if isinstance(module, nn.ModuleDict) and name == "towers":
@@ -85,9 +98,13 @@ class MultiTaskModel(nn.Module):
 
     @staticmethod
     def split_outputs(tower: Tower, out: Tensor) -> dict[str, Tensor]:
-        """(B, tower.out_dim) raw outputs → {objective: (B,) or (B, dim)} in declaration order."""
+        """(B, tower.out_dim) raw outputs → {objective: (B,) or (B, dim)} in declaration
+        order."""
         if len(tower.objectives) == 1:
             (o,) = tower.objectives
             return {o.name: out.squeeze(1) if o.dim == 1 else out}
         columns = torch.split(out, [o.dim for o in tower.objectives], dim=1)
-        return {o.name: c.squeeze(1) if o.dim == 1 else c for o, c in zip(tower.objectives, columns)}
+        return {
+            o.name: c.squeeze(1) if o.dim == 1 else c
+            for o, c in zip(tower.objectives, columns)
+        }

@@ -1,10 +1,11 @@
 """Experts and gates, the parts of the gated bottoms (MMoE, PLE).
 
-An expert is an MLP like a shared bottom; a gate is a softmax over experts, computed from the gate's
-input, that mixes the experts' outputs into one vector per sample:
+An expert is an MLP like a shared bottom; a gate is a softmax over experts, computed
+from the gate's input, that mixes the experts' outputs into one vector per sample:
 
     experts(x):        (B, d_in)  → (B, n_experts, d_out)
-    gate(x, outputs):  (B, d_in), (B, n_experts, d_out) → (B, d_out),  Σ_e softmax(W x)_e · outputs_e
+    gate(x, outputs):  (B, d_in), (B, n_experts, d_out) → (B, d_out),
+                       Σ_e softmax(W x)_e · outputs_e
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ __all__ = ["Experts", "Gate"]
 
 
 class Experts(nn.Module):
-    """`n` independent MLPs of the same `widths` (ReLU after each layer) on the same input."""
+    """`n` independent MLPs of the same `widths` (ReLU after each layer) on the same
+    input."""
 
     def __init__(self, in_dim: int, widths: Sequence[int], n: int):
         super().__init__()
         if not (isinstance(n, int) and n >= 1):
-            raise ValueError(f"the number of experts must be an integer >= 1, got {n!r}")
+            raise ValueError(
+                f"the number of experts must be an integer >= 1, got {n!r}"
+            )
         self.nets = nn.ModuleList(mlp(in_dim, widths) for _ in range(n))
         self.out_dim = widths[-1]
 
@@ -34,7 +38,8 @@ class Experts(nn.Module):
 
 
 class Gate(nn.Module):
-    """A linear softmax gate over `n_experts` experts, read from an input of width `in_dim`."""
+    """A linear softmax gate over `n_experts` experts, read from an input of width
+    `in_dim`."""
 
     def __init__(self, in_dim: int, n_experts: int):
         super().__init__()

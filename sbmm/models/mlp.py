@@ -11,8 +11,11 @@ from ..validation import is_count
 __all__ = ["mlp", "check_widths"]
 
 
-def mlp(in_dim: int, hidden: Sequence[int], out_dim: int | None = None) -> nn.Sequential:
-    """Linear → ReLU for each width in `hidden`, then a final Linear to `out_dim` (no activation) if given.
+def mlp(
+    in_dim: int, hidden: Sequence[int], out_dim: int | None = None
+) -> nn.Sequential:
+    """Linear → ReLU for each width in `hidden`, then a final Linear to `out_dim`
+    (no activation) if given.
 
     (B, in_dim) → (B, hidden[-1]), or (B, out_dim) when out_dim is given.
     """
@@ -26,9 +29,11 @@ def mlp(in_dim: int, hidden: Sequence[int], out_dim: int | None = None) -> nn.Se
 
 
 def check_widths(name: str, widths: Sequence[int]) -> tuple[int, ...]:
-    """`widths` as a tuple, or a ValueError naming `name` unless they are one or more integers
-    >= 1."""
+    """`widths` as a tuple, or a ValueError naming `name` unless they are one or more
+    integers >= 1."""
     widths = tuple(widths)
     if not widths or not all(is_count(w) for w in widths):
-        raise ValueError(f"{name} widths must be one or more integers >= 1, got {widths}")
+        raise ValueError(
+            f"{name} widths must be one or more integers >= 1, got {widths}"
+        )
     return widths

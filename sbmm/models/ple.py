@@ -1,14 +1,16 @@
 """`PLE`: progressive layered extraction (Tang et al., 2020); with one level it is CGC.
 
-Each level has experts of its own for every tower and experts shared by all towers. A tower's gate mixes
-its own experts with the shared ones; between levels, a shared gate mixes all experts into the next
-level's shared input:
+Each level has experts of its own for every tower and experts shared by all towers. A
+tower's gate mixes its own experts with the shared ones; between levels, a shared gate
+mixes all experts into the next level's shared input:
 
     level l:  tower t: h_t ← gate_t(h_t, [specific_t(h_t), shared(s)])
-              shared:  s   ← gate_s(s,   [specific_1(h_1), …, specific_T(h_T), shared(s)])   (not on the last level)
+              shared:  s   ← gate_s(s,   [specific_1(h_1), …, specific_T(h_T),
+                                          shared(s)])   (not on the last level)
 
-At the first level every h_t and s is the input vector. Separating specific from shared experts is what
-lets PLE escape the seesaw that a fully shared bottom (or MMoE's fully shared experts) can fall into.
+At the first level every h_t and s is the input vector. Separating specific from shared
+experts is what lets PLE escape the seesaw that a fully shared bottom (or MMoE's fully
+shared experts) can fall into.
 """
 
 from __future__ import annotations
@@ -30,19 +32,38 @@ __all__ = ["PLE"]
 class _ExtractionLevel(nn.Module):
     """One level of PLE: specific experts per tower, shared experts, and their gates."""
 
-    def __init__(self, in_dim: int, widths: tuple[int, ...], towers: Sequence[str], n_specific: int, n_shared: int, last: bool):
+    def __init__(
+        self,
+        in_dim: int,
+        widths: tuple[int, ...],
+        towers: Sequence[str],
+        n_specific: int,
+        n_shared: int,
+        last: bool,
+    ):
         super().__init__()
         self.towers = tuple(towers)
-        self.specific = nn.ModuleDict({t: Experts(in_dim, widths, n_specific) for t in self.towers})
+        self.specific = nn.ModuleDict(
+            {t: Experts(in_dim, widths, n_specific) for t in self.towers}
+        )
         self.shared = Experts(in_dim, widths, n_shared)
-        self.gates = nn.ModuleDict({t: Gate(in_dim, n_specific + n_shared) for t in self.towers})
+        self.gates = nn.ModuleDict(
+            {t: Gate(in_dim, n_specific + n_shared) for t in self.towers}
+        )
         n_all = len(self.towers) * n_specific + n_shared
         self.shared_gate = None if last else Gate(in_dim, n_all)
 
-    def forward(self, h: dict[str, Tensor], s: Tensor) -> tuple[dict[str, Tensor], Tensor | None]:
+    def forward(
+        self, h: dict[str, Tensor], s: Tensor
+    ) -> tuple[dict[str, Tensor], Tensor | None]:
         shared = self.shared(s)  # (B, n_shared, d)
-        specific = {t: self.specific[t](h[t]) for t in self.towers}  # each (B, n_specific, d)
-        h_next = {t: self.gates[t](h[t], torch.cat([specific[t], shared], dim=1)) for t in self.towers}  # (B, d)
+        # each (B, n_specific, d)
+        specific = {t: self.specific[t](h[t]) for t in self.towers}
+        # (B, d)
+        h_next = {
+            t: self.gates[t](h[t], torch.cat([specific[t], shared], dim=1))
+            for t in self.towers
+        }
         if self.shared_gate is None:
             return h_next, None
         everything = torch.cat([*specific.values(), shared], dim=1)  # (B, n_all, d)
@@ -50,7 +71,8 @@ class _ExtractionLevel(nn.Module):
 
 
 class PLE(MultiTaskModel):
-    """Progressive layered extraction; `levels=1` is the customised gate control (CGC) model.
+    """Progressive layered extraction; `levels=1` is the customised gate control (CGC)
+    model.
 
     features:   the input features.
     towers:     the towers and their objectives.
@@ -78,21 +100,31 @@ class PLE(MultiTaskModel):
         names = [t.name for t in self.tower_specs]
         dims = [self.inputs.dim] + [expert[-1]] * (levels - 1)
         self.levels = nn.ModuleList(
-            _ExtractionLevel(d, expert, names, n_specific, n_shared, last=(i == levels - 1)) for i, d in enumerate(dims)
+            _ExtractionLevel(
+                d, expert, names, n_specific, n_shared, last=(i == levels - 1)
+            )
+            for i, d in enumerate(dims)
         )
         self.build_towers(expert[-1])
 
     def shared_parameters(self) -> list[nn.Parameter]:
-        """The input layer, and every level's shared experts and shared gate (not the towers' own experts)."""
+        """The input layer, and every level's shared experts and shared gate
+        (not the towers' own experts)."""
         shared = [*self.inputs.parameters()]
         for level in self.levels:
-            shared += [*level.shared.parameters(), *(level.shared_gate.parameters() if level.shared_gate else [])]
+            shared += [
+                *level.shared.parameters(),
+                *(level.shared_gate.parameters() if level.shared_gate else []),
+            ]
         return shared
 
     def gate_weights(self, features: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """Each tower's first-level gate weights over [its own experts, the shared experts]: {tower: (B, n)}."""
+        """Each tower's first-level gate weights over [its own experts, the shared
+        experts]: {tower: (B, n)}."""
         x = self.inputs(features)
-        return {t.name: self.levels[0].gates[t.name].weights(x) for t in self.tower_specs}
+        return {
+            t.name: self.levels[0].gates[t.name].weights(x) for t in self.tower_specs
+        }
 
     def represent(self, x: Tensor) -> dict[str, Tensor]:
         h, s = {t.name: x for t in self.tower_specs}, x

@@ -1,9 +1,11 @@
-"""`SharedBottom`: the shared-bottom multi-task model (Caruana, 1997), built from declarations.
+"""`SharedBottom`: the shared-bottom multi-task model (Caruana, 1997), built from
+declarations.
 
-    features ─► inputs (embeddings + pooling, dense) ─► bottom MLP (shared) ─► one MLP per tower
-             ─► {objective: logit or value}
+    features ─► inputs (embeddings + pooling, dense) ─► bottom MLP (shared)
+             ─► one MLP per tower ─► {objective: logit or value}
 
-Every objective's gradient flows into the same bottom: that is the sharing (hard parameter sharing).
+Every objective's gradient flows into the same bottom: that is the sharing
+(hard parameter sharing).
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ class SharedBottom(MultiTaskModel):
 
     features: the input features (`Dense`, `Categorical`, `MultiCategorical`).
     towers:   the towers and their objectives.
-    bottom:   widths of the shared MLP (ReLU after each layer); the seed's 64-32-16 by default.
+    bottom:   widths of the shared MLP (ReLU after each layer); the seed's 64-32-16 by
+              default.
 
-    forward(batch.features) → {objective name: (B,) logit (binary) or (B,)/(B, dim) value (regression)}
+    forward(batch.features) → {objective name: (B,) logit (binary) or (B,)/(B, dim)
+    value (regression)}
     """
 
     def __init__(

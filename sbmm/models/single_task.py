@@ -1,18 +1,23 @@
-"""`SingleTask`: one independent network per objective, the baseline a shared bottom is measured against.
+"""`SingleTask`: one independent network per objective, the baseline a shared bottom is
+measured against.
 
-It takes the same declarations as `SharedBottom` and returns the same `{objective: prediction}` dict,
-so a chapter swaps one for the other in one line. Inside, every objective has its own network:
+It takes the same declarations as `SharedBottom` and returns the same
+`{objective: prediction}` dict, so a chapter swaps one for the other in one line.
+Inside, every objective has its own network:
 
-    features ─► inputs[o] (own embeddings) ─► bottom[o] (own MLP) ─► towers[tower][o] (own head) ─► o
+    features ─► inputs[o] (own embeddings) ─► bottom[o] (own MLP)
+             ─► towers[tower][o] (own head) ─► o
 
-Nothing is shared: an objective's gradient reaches only its own network. A tower declaration still
-fixes the head's hidden widths and the tower weight of its objectives' losses. Parameters are grouped
-as in `SharedBottom` ("inputs", "bottom", "tower <name>"), each part summed over the objectives, so the
-two models' `parameter_summary()` read side by side.
+Nothing is shared: an objective's gradient reaches only its own network. A tower
+declaration still fixes the head's hidden widths and the tower weight of its objectives'
+losses. Parameters are grouped as in `SharedBottom` ("inputs", "bottom", "tower
+<name>"), each part summed over the objectives, so the two models' `parameter_summary()`
+read side by side.
 
-At equal widths a single-task model has about n_objectives times the parameters of a shared-bottom
-one (embeddings included). To compare at an equal parameter budget, declare narrower features
-(e.g. `feed_features(config, id_dim=3)`) and a narrower `bottom`, and compare `parameter_summary()`.
+At equal widths a single-task model has about n_objectives times the parameters of a
+shared-bottom one (embeddings included). To compare at an equal parameter budget,
+declare narrower features (e.g. `feed_features(config, id_dim=3)`) and a narrower
+`bottom`, and compare `parameter_summary()`.
 """
 
 from __future__ import annotations
@@ -32,34 +37,47 @@ __all__ = ["SingleTask"]
 class SingleTask(MultiTaskModel):
     """One network per objective, built from the declarations of a multi-task model.
 
-    features: the input features; every objective gets its own input layer (own embedding tables).
-    towers:   the towers and their objectives; each objective gets its own head of the tower's
-              `hidden` widths ending in the objective's `dim` outputs.
-    bottom:   widths of every objective's own bottom MLP; the seed's 64-32-16 by default.
+    features: the input features; every objective gets its own input layer
+              (own embedding tables).
+    towers:   the towers and their objectives; each objective gets its own head of the
+              tower's `hidden` widths ending in the objective's `dim` outputs.
+    bottom:   widths of every objective's own bottom MLP; the seed's 64-32-16 by
+              default.
 
-    forward(batch.features) → {objective name: (B,) logit (binary) or (B,)/(B, dim) value (regression)},
-    in the towers' declaration order, as `SharedBottom` returns it.
+    forward(batch.features) → {objective name: (B,) logit (binary) or (B,)/(B, dim)
+    value (regression)}, in the towers' declaration order, as `SharedBottom` returns it.
     """
 
-    def __init__(self, features: Sequence[Feature], towers: Sequence[Tower], bottom: Sequence[int] = (64, 32, 16)):
+    def __init__(
+        self,
+        features: Sequence[Feature],
+        towers: Sequence[Tower],
+        bottom: Sequence[int] = (64, 32, 16),
+    ):
         super().__init__(features, towers)
         bottom = check_widths("bottom", bottom)
-        for o in self.objectives:
-            if "." in o.name:
-                raise ValueError(
-                    f"objective {o.name!r}: SingleTask keys each network by its objective's name, "
-                    "which must not contain '.'"
-                )
-        # Replace the base class's single input layer by one per objective.
-        self.inputs = nn.ModuleDict({o.name: InputLayer(features) for o in self.objectives})
         d_in = self.inputs[self.objectives[0].name].dim
-        self.bottom = nn.ModuleDict({o.name: mlp(d_in, bottom) for o in self.objectives})
+        self.bottom = nn.ModuleDict(
+            {o.name: mlp(d_in, bottom) for o in self.objectives}
+        )
         self.towers = nn.ModuleDict(
             {
-                t.name: nn.ModuleDict({o.name: mlp(bottom[-1], t.hidden, o.dim) for o in t.objectives})
+                t.name: nn.ModuleDict(
+                    {o.name: mlp(bottom[-1], t.hidden, o.dim) for o in t.objectives}
+                )
                 for t in self.tower_specs
             }
         )
+
+    def build_inputs(self, features: Sequence[Feature]) -> nn.ModuleDict:
+        """One input layer (own embedding tables) per objective, by objective name."""
+        for o in self.objectives:
+            if "." in o.name:
+                raise ValueError(
+                    f"objective {o.name!r}: SingleTask keys each network by its "
+                    "objective's name, which must not contain '.'"
+                )
+        return nn.ModuleDict({o.name: InputLayer(features) for o in self.objectives})
 
     def shared_parameters(self) -> list[nn.Parameter]:
         """None: no parameter serves more than one objective."""
@@ -69,7 +87,8 @@ class SingleTask(MultiTaskModel):
         out: dict[str, Tensor] = {}
         for t in self.tower_specs:
             for o in t.objectives:
-                x = self.inputs[o.name](features)  # (B, d_in), this objective's own embeddings
+                # (B, d_in), this objective's own embeddings
+                x = self.inputs[o.name](features)
                 h = self.bottom[o.name](x)  # (B, bottom[-1])
                 y = self.towers[t.name][o.name](h)  # (B, o.dim)
                 out[o.name] = y.squeeze(1) if o.dim == 1 else y

@@ -1,4 +1,5 @@
-"""Training: `fit` (single process or data-parallel under torchrun), `evaluate`, `predict`, checkpoints.
+"""Training: `fit` (single process or data-parallel under torchrun), `evaluate`,
+`predict`, checkpoints.
 
 `python -m sbmm.train CONFIG.toml` runs a training from a config file (see `__main__`).
 """

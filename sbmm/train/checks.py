@@ -19,7 +19,8 @@ __all__ = ["check_model", "check_data", "check_options", "progress_enabled"]
 def check_model(model: nn.Module) -> MultiTaskModel:
     if not isinstance(model, MultiTaskModel):
         raise TypeError(
-            "fit/evaluate need an sbmm model built from declarations (e.g. sbmm.SharedBottom), "
+            "fit/evaluate need an sbmm model built from declarations "
+            "(e.g. sbmm.SharedBottom), "
             f"got {type(model).__name__}"
         )
     return model
@@ -28,8 +29,8 @@ def check_model(model: nn.Module) -> MultiTaskModel:
 def check_data(
     name: str, data: Batch, model: MultiTaskModel, labels: bool = True
 ) -> Batch:
-    """`data` if it is a non-empty Batch whose features (and, with `labels`, labels) fit the
-    model; else an error that names `name` and the feature or objective."""
+    """`data` if it is a non-empty Batch whose features (and, with `labels`, labels) fit
+    the model; else an error that names `name` and the feature or objective."""
     if not isinstance(data, Batch):
         raise TypeError(f"{name} must be an sbmm Batch, got {type(data).__name__}")
     if len(data) == 0:

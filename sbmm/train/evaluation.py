@@ -22,9 +22,9 @@ EVAL_BATCH_SIZE = 65_536  # rows per forward pass when predicting and evaluating
 def predict(
     model: MultiTaskModel, data: Batch, batch_size: int = EVAL_BATCH_SIZE
 ) -> dict[str, Tensor]:
-    """The model's predictions on every row of `data`, in evaluation mode, computed on the
-    model's device in batches of `batch_size`; returns {objective: (N,) or (N, dim)} there.
-    The features are checked first (see `MultiTaskModel.check_inputs`)."""
+    """The model's predictions on every row of `data`, in evaluation mode, computed on
+    the model's device in batches of `batch_size`; returns {objective: (N,) or (N, dim)}
+    there. The features are checked first (see `MultiTaskModel.check_inputs`)."""
     model = check_model(model)
     data = check_data("data", data, model, labels=False)
     return _predict(model, data, batch_size)
@@ -59,11 +59,11 @@ def losses_and_metrics(
 def evaluate(
     model: MultiTaskModel, data: Batch, batch_size: int = EVAL_BATCH_SIZE
 ) -> dict[str, dict[str, float]]:
-    """Per-objective metrics of `model` on `data`: {objective: {"auc", "logloss", "n"} or
-    {"rmse", "n"}, each with "loss", the objective's own (masked, weighted) loss over the rows
-    its loss admits (every row for an entire-space objective, whose metrics are scored where
-    its condition holds; see `sbmm.objectives.labelled_rows`). Features and labels are checked
-    first."""
+    """Per-objective metrics of `model` on `data`: {objective: {"auc", "logloss", "n"}
+    or {"rmse", "n"}, each with "loss", the objective's own (masked, weighted) loss over
+    the rows its loss admits (every row for an entire-space objective, whose metrics are
+    scored where its condition holds; see `sbmm.objectives.labelled_rows`). Features and
+    labels are checked first."""
     model = check_model(model)
     data = check_data("data", data, model)
     losses, metrics = losses_and_metrics(model, data, batch_size)

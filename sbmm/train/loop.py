@@ -34,9 +34,10 @@ from .history import TOTAL, History
 __all__ = ["StepCallback", "fit"]
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
-# A step callback: called as callback(step, model, losses) after each forward pass and before the
-# backward pass, while `losses` ({objective: loss}) still hold their graphs (so a callback may take
-# gradients of them with retain_graph=True). `step` counts optimiser steps from 0 over the whole run.
+# A step callback: called as callback(step, model, losses) after each forward pass and
+# before the backward pass, while `losses` ({objective: loss}) still hold their graphs
+# (so a callback may take gradients of them with retain_graph=True). `step` counts
+# optimiser steps from 0 over the whole run.
 StepCallback = Callable[[int, nn.Module, dict[str, Tensor]], None]
 
 
@@ -62,41 +63,47 @@ def fit(
 ) -> History:
     """Train `model` on `train` with the loss its towers declare; return the `History`.
 
-    epochs, batch_size: passes over the data, and samples per optimiser step (the last step of
-                        an epoch takes the remainder).
+    epochs, batch_size: passes over the data, and samples per optimiser step (the last
+                        step of an epoch takes the remainder).
     lr, optimizer:      Adam(lr) by default; or a function parameters → optimizer.
-    seed:               seeds everything first (initial weights are the caller's: seed before
-                        building the model for a fully reproducible run), then the shuffling.
+    seed:               seeds everything first (initial weights are the caller's: seed
+                        before building the model for a fully reproducible run), then
+                        the shuffling.
     device:             where model and data live during training; CUDA when present.
     progress:           a tqdm bar over epochs; silenced by TQDM_DISABLE=1.
     callbacks:          functions called at every step before the backward pass (see
-                        `StepCallback`), for diagnostics such as the cosine between gradients.
-    weighting:          how the objectives' losses combine (`sbmm.weighting`); by default
-                        `Static()`, the declared Σ_t w_t Σ_o w_o L_o. The strategy is the one
-                        owner of the combination: "total" in the History, for training and
-                        validation alike, and the choice of `keep_best`, are its.
+                        `StepCallback`), for diagnostics such as the cosine between
+                        gradients.
+    weighting:          how the objectives' losses combine (`sbmm.weighting`); by
+                        default `Static()`, the declared Σ_t w_t Σ_o w_o L_o. The
+                        strategy is the one owner of the combination: "total" in the
+                        History, for training and validation alike, and the choice of
+                        `keep_best`, are its.
     precision:          "bf16" runs forward passes and losses under bfloat16 autocast
                         (parameters and optimiser stay fp32); "fp32" (default) does not.
     compile:            torch.compile the model for training: True or a backend name.
-    checkpoint:         a file to write the run's state to after every epoch (rank 0 only).
-    resume:             continue from `checkpoint` if it exists: the finished epochs are not
-                        repeated and the run goes on exactly as it would have.
-    keep_best:          end with the weights of the epoch of lowest validation "total" (early
-                        stopping without stopping: every epoch runs); History.best_epoch says
-                        which. Needs `valid`.
+    checkpoint:         a file to write the run's state to after every epoch (rank 0
+                        only).
+    resume:             continue from `checkpoint` if it exists: the finished epochs are
+                        not repeated and the run goes on exactly as it would have.
+    keep_best:          end with the weights of the epoch of lowest validation "total"
+                        (early stopping without stopping: every epoch runs);
+                        History.best_epoch says which. Needs `valid`.
 
-    Everything is checked before the first step, and errors name the data set and the feature
-    or objective: train and valid (features present, of the declared dtype and shape, finite,
-    ids inside their vocabularies; labels present, finite and 0/1 where read), and the options.
+    Everything is checked before the first step, and errors name the data set and the
+    feature or objective: train and valid (features present, of the declared dtype and
+    shape, finite, ids inside their vocabularies; labels present, finite and 0/1 where
+    read), and the options.
 
-    Under `torchrun --nproc_per_node=N` the same call trains data-parallel: every rank holds the
-    data, takes its share of each global batch, and gradients are averaged by DDP; every mean
-    (masked and weighted ones too) divides by the global batch's count, so N ranks train like
-    one process; History is the same on every rank. Strategies that take gradients themselves
-    (`takes_gradients`: GradNorm, PCGrad) are refused there.
+    Under `torchrun --nproc_per_node=N` the same call trains data-parallel: every rank
+    holds the data, takes its share of each global batch, and gradients are averaged by
+    DDP; every mean (masked and weighted ones too) divides by the global batch's count,
+    so N ranks train like one process; History is the same on every rank. Strategies
+    that take gradients themselves (`takes_gradients`: GradNorm, PCGrad) are refused
+    there.
 
-    Raises FloatingPointError, naming the objective, when a loss becomes NaN or inf; the model
-    then holds the weights it had before that epoch.
+    Raises FloatingPointError, naming the objective, when a loss becomes NaN or inf; the
+    model then holds the weights it had before that epoch.
     """
     model = check_model(model)
     check_options(
@@ -108,7 +115,8 @@ def fit(
     weighting = weighting if weighting is not None else Static()
     if not isinstance(weighting, Weighting):
         raise TypeError(
-            f"weighting must be an sbmm.weighting strategy, got {type(weighting).__name__}"
+            "weighting must be an sbmm.weighting strategy, "
+            f"got {type(weighting).__name__}"
         )
     if seed is not None:
         seed_everything(seed)
@@ -168,8 +176,9 @@ def fit(
             if not math.isfinite(value):
                 model.load_state_dict(before)
                 raise FloatingPointError(
-                    f"epoch {epoch + 1}: the loss of {name!r} is {value}; the model holds the "
-                    "weights from before that epoch. Lower the learning rate or check the data"
+                    f"epoch {epoch + 1}: the loss of {name!r} is {value}; "
+                    "the model holds the weights from before that epoch. "
+                    "Lower the learning rate or check the data"
                 )
         for name in names:
             history.train_loss[name].append(epoch_loss[name])
@@ -191,8 +200,8 @@ def fit(
                 best_model = copy_state(model)
         if checkpoint is not None and context.is_main:
             save_checkpoint(
-                checkpoint, model=model, optimizer=opt, weighting=weighting, history=history,
-                epoch=epoch + 1, best_model=best_model,
+                checkpoint, model=model, optimizer=opt, weighting=weighting,
+                history=history, epoch=epoch + 1, best_model=best_model,
             )  # fmt: skip
     if keep_best:
         model.load_state_dict(best_model)
@@ -214,7 +223,8 @@ class _Step:
     count: int = 0  # optimiser steps taken over the whole run
 
     def __call__(self, batch: Batch) -> tuple[Tensor, ...]:
-        """Train on `batch`; return the weighted total and each objective's loss, detached."""
+        """Train on `batch`; return the weighted total and each objective's loss,
+        detached."""
         towers, context = self.model.tower_specs, self.context
         across: Across | None = None
         if context.active:
@@ -245,8 +255,9 @@ class _Step:
 def _train_epoch(
     step: _Step, train: Batch, batch_size: int, names: list[str]
 ) -> dict[str, float]:
-    """One pass over `train` in a fresh random order; the mean of each of `names`' losses over
-    the steps. Losses stay on the device until the epoch's one host synchronisation."""
+    """One pass over `train` in a fresh random order; the mean of each of `names`'
+    losses over the steps. Losses stay on the device until the epoch's one host
+    synchronisation."""
     step.model.train()
     context, n = step.context, len(train)
     order = distributed.broadcast(torch.randperm(n, device=step.device), context)
@@ -270,7 +281,7 @@ def _restore(
     weighting: Weighting,
     history: History,
 ) -> tuple[int, dict[str, Tensor] | None]:
-    """Load the checkpoint at `path` onto `device` into the run's objects, all or nothing
-    (see `restore_run`); return the number of epochs it had finished and the best epoch's
-    weights (None unless the run keeps them)."""
+    """Load the checkpoint at `path` onto `device` into the run's objects, all or
+    nothing (see `restore_run`); return the number of epochs it had finished and the
+    best epoch's weights (None unless the run keeps them)."""
     return restore_run(load_checkpoint(path, device), model, opt, weighting, history)

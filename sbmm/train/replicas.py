@@ -228,10 +228,10 @@ def _validate(
 
 def _refusal(weighting: Weighting) -> str:
     return (
-        f"fit_replicas cannot batch the {type(weighting).__name__} weighting: it is not "
-        "`batchable` (a strategy whose gradient is that of Σ_o w_o L_o under float "
-        "weights, with no parameters of its own, such as Static and DWA). Strategies "
-        "that take gradients or learn weights train each seed with sbmm.fit"
+        f"fit_replicas cannot batch the {type(weighting).__name__} weighting: "
+        "it is not `batchable` (a strategy whose gradient is that of Σ_o w_o L_o "
+        "under float weights, with no parameters of its own, such as Static and DWA). "
+        "Strategies that take gradients or learn weights train each seed with sbmm.fit"
     )
 
 

@@ -1,0 +1,55 @@
+"""The code's style: 88 columns (code, docstrings and comments alike) and ruff's format.
+
+Both checks run the ruff pinned in requirements.txt on the library, the tests and the
+benchmarks. To fix a failure: `ruff format sbmm tests benchmarks`, then rewrap by hand
+the docstrings and comments `ruff check --select E501 sbmm tests benchmarks` lists
+(ruff format does not rewrap them).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PATHS = ("sbmm", "tests", "benchmarks")
+LINE_LENGTH = "88"
+
+
+def ruff(*args: str) -> subprocess.CompletedProcess:
+    """Run ruff (`python -m ruff`, the test environment's) in the repository."""
+    return subprocess.run(
+        [sys.executable, "-m", "ruff", *args, "--no-cache", *PATHS],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_no_line_is_longer_than_88_columns():
+    result = ruff(
+        "check",
+        "--select",
+        "E501",
+        "--line-length",
+        LINE_LENGTH,
+        "--output-format",
+        "concise",
+    )
+    findings = [line for line in result.stdout.splitlines() if ": E501 " in line]
+    assert not findings and result.returncode == 0, (
+        f"{len(findings)} lines over {LINE_LENGTH} columns:\n"
+        + "\n".join(findings)
+        + f"\n{result.stderr}"
+    )
+
+
+def test_code_is_formatted_by_ruff():
+    result = ruff(
+        "format", "--check", "--line-length", LINE_LENGTH, "--output-format", "concise"
+    )
+    assert result.returncode == 0, (
+        "ruff format would change these files (`ruff format --diff` shows how):\n"
+        f"{result.stdout}{result.stderr}"
+    )
