@@ -20,7 +20,7 @@ from .compare import Comparison, compare
 from .data import Batch, TruthSpec
 from .inputs import Categorical, Dense, InputLayer, MultiCategorical
 from .metrics import objective_metrics
-from .models import MMoE, PLE, MultiTaskModel, SharedBottom, SingleTask
+from .models import MMoE, OMoE, PLE, MultiTaskModel, SharedBottom, SingleTask
 from .losses import (
     check_labels,
     multitask_loss,
@@ -56,6 +56,7 @@ __all__ = [
     "MultiCategorical",
     "MMoE",
     "MultiTaskModel",
+    "OMoE",
     "Objective",
     "PLE",
     "PROFILES",

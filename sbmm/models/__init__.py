@@ -3,9 +3,9 @@ shape (a dict)."""
 
 from .base import MultiTaskModel
 from .mlp import mlp
-from .mmoe import MMoE
+from .mmoe import MMoE, OMoE
 from .ple import PLE
 from .shared_bottom import SharedBottom
 from .single_task import SingleTask
 
-__all__ = ["MMoE", "MultiTaskModel", "PLE", "SharedBottom", "SingleTask", "mlp"]
+__all__ = ["MMoE", "MultiTaskModel", "OMoE", "PLE", "SharedBottom", "SingleTask", "mlp"]

@@ -1,15 +1,18 @@
-"""`MMoE`: multi-gate mixture-of-experts (Ma et al., 2018).
+"""`MMoE`: multi-gate mixture-of-experts (Ma et al., 2018), and its control `OMoE`.
 
-    features ─► inputs ─► n experts (MLPs) ─┬─ gate of tower 1 (softmax over experts) ─► tower 1
-                          (shared)           └─ gate of tower 2 ─────────────────────── ► tower 2
+    features ─► inputs ─► n experts ─┬─ gate of tower 1 (softmax) ─► tower 1
+                          (shared)    └─ gate of tower 2 ──────────► tower 2
 
-Every tower reads its own mixture of the shared experts, so towers whose tasks disagree can lean on
-different experts instead of pulling one shared bottom in two directions.
+Every tower reads its own mixture of the shared experts, so towers whose tasks disagree
+can lean on different experts instead of pulling one shared bottom in two directions.
+`OMoE` (one-gate mixture-of-experts, the paper's control) has the same experts but one
+gate that every tower reads: the same mixture for all, so what MMoE gains over it is
+what the per-task gates buy.
 """
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from torch import Tensor, nn
 
@@ -19,7 +22,7 @@ from .base import MultiTaskModel
 from .experts import Experts, Gate
 from .mlp import check_widths
 
-__all__ = ["MMoE"]
+__all__ = ["MMoE", "OMoE"]
 
 
 class MMoE(MultiTaskModel):
@@ -34,13 +37,22 @@ class MMoE(MultiTaskModel):
     """
 
     def __init__(
-        self, features: Sequence[Feature], towers: Sequence[Tower], n_experts: int = 4, expert: Sequence[int] = (32, 16)
+        self,
+        features: Sequence[Feature],
+        towers: Sequence[Tower],
+        n_experts: int = 4,
+        expert: Sequence[int] = (32, 16),
     ):
         super().__init__(features, towers)
         expert = check_widths("expert", expert)
         self.experts = Experts(self.inputs.dim, expert, n_experts)
-        self.gates = nn.ModuleDict({t.name: Gate(self.inputs.dim, n_experts) for t in self.tower_specs})
+        names = dict.fromkeys(self.gate_of(t.name) for t in self.tower_specs)
+        self.gates = nn.ModuleDict({g: Gate(self.inputs.dim, n_experts) for g in names})
         self.build_towers(expert[-1])
+
+    def gate_of(self, tower: str) -> str:
+        """The name of the gate `tower` reads: in MMoE, its own (named after it)."""
+        return tower
 
     def shared_parameters(self) -> list[nn.Parameter]:
         """The input layer and the experts (each gate serves one tower)."""
@@ -49,8 +61,24 @@ class MMoE(MultiTaskModel):
     def gate_weights(self, features: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Each tower's gate weights over the experts: {tower: (B, n_experts)}."""
         x = self.inputs(features)
-        return {t.name: self.gates[t.name].weights(x) for t in self.tower_specs}
+        weights = {g: gate.weights(x) for g, gate in self.gates.items()}
+        return {t.name: weights[self.gate_of(t.name)] for t in self.tower_specs}
 
     def represent(self, x: Tensor) -> dict[str, Tensor]:
         e = self.experts(x)  # (B, n_experts, d)
-        return {t.name: self.gates[t.name](x, e) for t in self.tower_specs}  # each (B, d)
+        mixes = {g: gate(x, e) for g, gate in self.gates.items()}  # each (B, d)
+        return {t.name: mixes[self.gate_of(t.name)] for t in self.tower_specs}
+
+
+class OMoE(MMoE):
+    """One-gate mixture-of-experts: MMoE with a single gate, named "shared", that every
+    tower reads (Ma et al.'s control for the per-task gates). Same arguments as `MMoE`;
+    the gate is a shared parameter, since every objective's loss reaches it."""
+
+    def gate_of(self, tower: str) -> str:
+        """The name of the gate `tower` reads: the one shared gate."""
+        return "shared"
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """The input layer, the experts and the one gate."""
+        return [*super().shared_parameters(), *self.gates.parameters()]

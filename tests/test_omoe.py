@@ -1,0 +1,93 @@
+"""OMoE, the one-gate control of MMoE: one gate that every tower reads."""
+
+import pytest
+import torch
+
+import sbmm
+
+FEATURES = [sbmm.Dense("x", 5), sbmm.Categorical("item", 7, dim=3)]
+D_IN = 5 + 3
+
+
+def towers():
+    return [
+        sbmm.Tower("scene1", [sbmm.Objective("click")], hidden=(8,)),
+        sbmm.Tower("scene2", [sbmm.Objective("like", mask="click")], hidden=(8,)),
+    ]
+
+
+def batch(n=6):
+    g = torch.Generator().manual_seed(0)
+    return {
+        "x": torch.randn(n, 5, generator=g),
+        "item": torch.randint(0, 7, (n,), generator=g),
+    }
+
+
+def test_omoe_returns_what_mmoe_returns():
+    out = sbmm.OMoE(FEATURES, towers(), n_experts=3, expert=(16, 8))(batch())
+    reference = sbmm.MMoE(FEATURES, towers(), n_experts=3, expert=(16, 8))(batch())
+    assert list(out) == list(reference) == ["click", "like"]
+    assert all(out[k].shape == reference[k].shape == (6,) for k in out)
+
+
+def test_one_gate_is_shared_by_every_tower():
+    model = sbmm.OMoE(FEATURES, towers(), n_experts=3, expert=(16, 8))
+    assert list(model.gates) == ["shared"]
+    summary = model.parameter_summary()
+    assert summary["gates"] == D_IN * 3 + 3  # one gate: (d_in → n_experts)
+    weights = model.gate_weights(batch())
+    assert list(weights) == ["scene1", "scene2"]
+    assert torch.equal(weights["scene1"], weights["scene2"])  # (B, 3), the same mix
+    assert weights["scene1"].shape == (6, 3)
+    assert torch.allclose(weights["scene1"].sum(1), torch.ones(6))
+    # Every tower reads the same representation.
+    h = model.represent(model.inputs(batch()))
+    assert torch.equal(h["scene1"], h["scene2"])
+
+
+def test_mmoe_keeps_a_gate_per_tower():
+    model = sbmm.MMoE(FEATURES, towers(), n_experts=3, expert=(8,))
+    assert list(model.gates) == ["scene1", "scene2"]
+    weights = model.gate_weights(batch())
+    assert not torch.equal(weights["scene1"], weights["scene2"])
+
+
+def test_every_objective_reaches_the_shared_gate_and_experts():
+    model = sbmm.OMoE(FEATURES, towers(), n_experts=3, expert=(8,))
+    gate = list(model.gates["shared"].parameters())
+    shared_ids = {id(p) for p in model.shared_parameters()}
+    assert all(id(p) in shared_ids for p in gate)
+    for objective in ("click", "like"):
+        model.zero_grad()
+        model(batch())[objective].sum().backward()
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in gate)
+        assert all(p.grad is not None for p in model.experts.parameters())
+    # and a tower's loss does not reach the other tower
+    model.zero_grad()
+    model(batch())["click"].sum().backward()
+    assert all(p.grad is None for p in model.towers["scene2"].parameters())
+
+
+def test_omoe_trains_with_fit():
+    g = torch.Generator().manual_seed(1)
+    n = 64
+    features = batch(n)
+    click = (features["x"][:, 0] > 0).float()
+    like = click * (torch.rand(n, generator=g) < 0.5).float()
+    data = sbmm.Batch(features, {"click": click, "like": like})
+    sbmm.seed_everything(0)
+    model = sbmm.OMoE(FEATURES, towers(), n_experts=2, expert=(8,))
+    history = sbmm.fit(model, data, epochs=5, batch_size=16, lr=1e-2, progress=False)
+    assert history.train_loss["click"][-1] < history.train_loss["click"][0]
+
+
+def test_bad_omoe_arguments_raise():
+    with pytest.raises(ValueError, match="experts"):
+        sbmm.OMoE(FEATURES, towers(), n_experts=0)
+    with pytest.raises(ValueError, match="experts"):
+        sbmm.OMoE(FEATURES, towers(), n_experts=2.5)
+    with pytest.raises(ValueError, match="expert widths"):
+        sbmm.OMoE(FEATURES, towers(), expert=())
+    with pytest.raises(ValueError, match="expert widths"):
+        sbmm.OMoE(FEATURES, towers(), expert=(8, 0))
