@@ -20,7 +20,7 @@ from torch import Tensor
 from .data.batch import Batch
 from .objectives import Objective, Tower, ancestors
 
-__all__ = ["entire_space_logit", "entire_space_inputs"]
+__all__ = ["chain_of", "entire_space_logit", "entire_space_inputs"]
 
 
 @functools.lru_cache(maxsize=256)
@@ -30,6 +30,12 @@ def _chain(objective: Objective, towers: tuple[Tower, ...]) -> tuple[Objective, 
     return tuple(
         ancestors(objective, {o.name: o for t in towers for o in t.objectives})
     )
+
+
+def chain_of(objective: Objective, towers: Sequence[Tower]) -> tuple[Objective, ...]:
+    """The objectives `objective` is given, nearest first (like → (click,)), as
+    `towers` declare them; resolved once per towers."""
+    return _chain(objective, tuple(towers))
 
 
 def entire_space_logit(

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from .conditional import entire_space_inputs
 from .data.batch import Batch
+from .debias import dr_losses, ips_loss
 from .objectives import Objective, Tower, admitted, labelled_rows
 from .sample_weights import SampleWeight, column_values
 
@@ -134,12 +135,26 @@ def objective_losses(
 ) -> dict[str, Tensor]:
     """Every objective's loss L_o (unweighted), by objective name, in declaration order.
 
-    A conditional objective is trained on the samples it admits ("masked"), or on every
-    sample through the product with what it is given ("entire"); see `Objective`.
+    A conditional objective is trained on the samples it admits ("masked"), on every
+    sample through the product with what it is given ("entire"), or on every sample by
+    inverse propensities ("ips", "dr", with the loss of the objective that imputes a DR
+    objective's error); see `Objective` and `sbmm.debias`.
     """
+    objectives = [o for t in towers for o in t.objectives]
+    imputation = {o.imputes: o for o in objectives if o.imputes is not None}
+    debiased = {}  # {name: loss} of the DR objectives and their imputations
+    for o in objectives:
+        if o.space == "dr":
+            i = imputation[o.name]
+            dr, imp = dr_losses(o, i, predictions, towers, batch, across)
+            debiased[o.name], debiased[i.name] = dr, imp
     losses = {}
-    for o in (o for t in towers for o in t.objectives):
-        if o.given is not None and o.space == "entire":
+    for o in objectives:
+        if o.name in debiased:
+            losses[o.name] = debiased[o.name]
+        elif o.space == "ips":
+            losses[o.name] = ips_loss(o, predictions, towers, batch, across)
+        elif o.given is not None and o.space == "entire":
             prediction, target = entire_space_inputs(o, predictions, towers, batch)
             losses[o.name] = objective_loss(o, prediction, batch, target, across=across)
         else:
@@ -183,11 +198,14 @@ def check_labels(towers: Sequence[Tower], batch: Batch) -> None:
 
     Every objective's label and mask exist with one row (or `dim` values) per sample;
     masks are 0/1; on the rows where a label is read (those the objective admits, or,
-    entire-space, where its chain holds) it is finite, and 0/1 for a binary objective;
-    sample weights exist, are finite and non-negative.
+    trained on every sample, where its chain holds) it is finite, and 0/1 for a binary
+    objective; sample weights exist, are finite and non-negative. An imputation
+    objective reads no label.
     """
     n = len(batch)
     for o in (o for t in towers for o in t.objectives):
+        if o.imputes is not None:
+            continue  # it fits another objective's loss, not a label
         if o.target not in batch.labels:
             raise ValueError(
                 f"objective {o.name!r}: label {o.target!r} is missing "

@@ -38,12 +38,15 @@ def objective_metrics(
     prediction: (B,) logits for a binary objective, (B,) or (B, dim) values for a
                 regression one.
     Returns {"auc", "logloss"} (binary) or {"rmse"} (regression), plus "n", the samples
-    scored.
+    scored; only "n" for an imputation objective (`Objective.imputes`), which has no
+    label (its loss is its fit).
     AUC is NaN when the admitted samples hold only one class (it is undefined there).
     Raises a ValueError naming the objective when a prediction is NaN or infinite.
     """
-    y = labels[objective.target]
     keep = labelled_rows(objective, labels, towers)
+    if objective.imputes is not None:
+        return {"n": len(prediction) if keep is None else int(keep.sum())}
+    y = labels[objective.target]
     if keep is not None:
         prediction, y = prediction[keep], y[keep]
     y = y.detach().double().cpu().numpy()

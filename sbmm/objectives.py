@@ -11,7 +11,8 @@ levels of adjustment of a shared-bottom model (see `sbmm.losses`):
 Which samples an objective's loss, sample weights, statistics and metrics count is
 decided in one place, `admitted`: the samples whose `mask` label is 1
 (all when it has none). A conditional objective trained on its own sample space
-(`given="click"`) has the mask of what it is given.
+(`given="click"`) has the mask of what it is given; one trained on every sample
+("entire", "ips", "dr") has none.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from .sample_weights import SampleWeight, WeightSource, column_values
 from .validation import is_count, is_number
 
 __all__ = [
+    "DEFAULT_PROPENSITY_FLOOR",
     "Objective",
     "Tower",
     "admitted",
@@ -33,6 +35,10 @@ __all__ = [
     "ancestors",
     "check_towers",
 ]
+
+SPACES = ("masked", "entire", "ips", "dr")  # how a conditional objective is trained
+DEBIASED = ("ips", "dr")  # the spaces weighted by inverse propensities
+DEFAULT_PROPENSITY_FLOOR = 0.05  # p̂ is clipped below here: each weight is at most 20
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,23 @@ class Objective:
                    the probability of what it is given: p(click ∧ like) = p(click) ·
                    p(like | click) against click·like (binary), or E[play_time] =
                    p(click) · E[play_time | click] against play_time (regression).
+                   "ips" and "dr" (see `sbmm.debias`; ESCM², Wang et al., 2022): its
+                   own loss ℓ_i, averaged over every sample, each clicked one weighted
+                   by the inverse of the model's own (detached) probability p̂_i of
+                   what it is given: (1/N) Σ o_i ℓ_i / p̂_i (inverse propensity
+                   scoring), or (1/N) Σ [ê_i + o_i (ℓ_i − ê_i) / p̂_i] (doubly robust),
+                   ê_i the prediction of the objective that `imputes` it (a DR
+                   objective needs exactly one).
+    propensity_floor: for "ips" and "dr" only: p̂_i is clipped below at this floor,
+                   in (0, 1] (default 0.05), which bounds each weight 1 / p̂_i.
+    imputes:       makes this objective the error imputation of the "dr" objective
+                   it names: a regression objective with no label of its own, whose
+                   prediction ê_i is fitted by squared error to that objective's
+                   per-sample loss ℓ_i (detached) on the samples where ℓ_i is
+                   observed (clicked). Its weight sets how much that fit counts.
+
+    The prediction dict has one entry per objective, whatever the space: a
+    conditional objective's is its conditional logit (or value); an imputation's, ê.
     """
 
     name: str
@@ -73,7 +96,9 @@ class Objective:
     sample_weight: WeightSource | SampleWeight | None = None
     dim: int = 1
     given: str | None = None
-    space: Literal["masked", "entire"] = "masked"
+    space: Literal["masked", "entire", "ips", "dr"] = "masked"
+    propensity_floor: float | None = None
+    imputes: str | None = None
 
     def __post_init__(self) -> None:
         def problem(text: str) -> ValueError:
@@ -89,16 +114,36 @@ class Objective:
             raise problem(f"dim must be an integer >= 1, got {self.dim!r}")
         if self.kind == "binary" and self.dim != 1:
             raise problem(f"a binary objective has dim 1, got {self.dim}")
-        if self.space not in ("masked", "entire"):
-            raise problem(f"space must be 'masked' or 'entire', got {self.space!r}")
-        if self.space == "entire" and self.given is None:
+        if self.space not in SPACES:
+            raise problem(f"space must be one of {SPACES}, got {self.space!r}")
+        if self.space != "masked" and self.given is None:
             raise problem(
-                "an entire-space objective needs `given`, the objective it follows"
+                f"a space={self.space!r} objective needs `given`, the objective it "
+                "follows"
             )
-        if self.space == "entire" and self.mask is not None:
+        if self.space != "masked" and self.mask is not None:
             raise problem(
-                "an entire-space objective is trained on every sample; drop `mask`"
+                f"a space={self.space!r} objective is trained on every sample; drop "
+                "`mask`"
             )
+        if self.space in DEBIASED:
+            if self.propensity_floor is None:
+                object.__setattr__(self, "propensity_floor", DEFAULT_PROPENSITY_FLOOR)
+            floor = self.propensity_floor
+            if not (is_number(floor) and 0 < floor <= 1):
+                raise problem(f"propensity_floor must be in (0, 1], got {floor!r}")
+            if self.sample_weight is not None:
+                raise problem(
+                    f"a space={self.space!r} objective takes no sample_weight: its "
+                    "weights are the inverse propensities"
+                )
+        elif self.propensity_floor is not None:
+            raise problem(
+                "propensity_floor is for space='ips' or 'dr' only, not "
+                f"space={self.space!r}"
+            )
+        if self.imputes is not None:
+            self._check_imputation(problem)
         if self.given == self.name:
             raise ValueError(f"objective {self.name!r} cannot be given itself")
         if self.given is not None and self.space == "masked" and self.mask is None:
@@ -117,6 +162,24 @@ class Objective:
                 f"SampleWeight(on={sw.on!r}) needs a binary objective (positives and "
                 f"negatives of its label), but its kind is {self.kind!r}"
             )
+
+    def _check_imputation(self, problem) -> None:
+        """An imputation objective: a (B,) regression on no label of its own."""
+        if not isinstance(self.imputes, str) or not self.imputes:
+            raise problem(f"imputes must name an objective, got {self.imputes!r}")
+        if self.imputes == self.name:
+            raise problem("an objective cannot impute itself")
+        if self.kind != "regression" or self.dim != 1:
+            raise problem(
+                "an imputation objective predicts one error per sample: declare "
+                "kind='regression' with dim 1"
+            )
+        for field in ("label", "mask", "given", "sample_weight"):
+            if getattr(self, field) is not None:
+                raise problem(
+                    f"an imputation objective takes no {field}: it fits the per-sample "
+                    f"loss of {self.imputes!r}, on the samples where it is observed"
+                )
 
     @property
     def target(self) -> str:
@@ -164,13 +227,21 @@ def labelled_rows(
     objective: Objective, labels: Mapping[str, Tensor], towers: Sequence[Tower] = ()
 ) -> Tensor | None:
     """(B,) bool, the rows where `objective`'s own label is read and its prediction
-    scored; None: all. These are the rows it admits, except for an entire-space
-    objective, which is trained on every row but whose label exists, and whose
+    scored; None: all. These are the rows it admits, except for a conditional objective
+    trained on every row ("entire", "ips", "dr"), whose label exists, and whose
     conditional prediction is scored, only where every label along its chain is 1
-    (`towers` declare the chain)."""
-    if not (objective.given is not None and objective.space == "entire"):
-        return admitted(objective, labels)
+    (`towers` declare the chain); an imputation objective's are those of the objective
+    it imputes."""
     by_name = {o.name: o for t in towers for o in t.objectives}
+    if objective.imputes is not None:
+        if objective.imputes not in by_name:
+            raise ValueError(
+                f"objective {objective.name!r}: the towers do not declare "
+                f"{objective.imputes!r}, what it imputes"
+            )
+        return labelled_rows(by_name[objective.imputes], labels, towers)
+    if not (objective.given is not None and objective.space != "masked"):
+        return admitted(objective, labels)
     if objective.given not in by_name:
         raise ValueError(
             f"objective {objective.name!r}: the towers do not declare "
@@ -261,6 +332,26 @@ def check_towers(towers: Sequence[Tower]) -> tuple[Tower, ...]:
                 f"mask={parent.target!r} or none"
             )
         ancestors(o, by_name)  # raises on a cycle
+    imputations: dict[str, list[str]] = {}
+    for o in by_name.values():
+        if o.imputes is None:
+            continue
+        target = by_name.get(o.imputes)
+        if target is None or target.space != "dr":
+            raise ValueError(
+                f"objective {o.name!r} imputes {o.imputes!r}, which must be a "
+                "space='dr' objective of the model"
+            )
+        imputations.setdefault(o.imputes, []).append(o.name)
+    for o in by_name.values():
+        found = imputations.get(o.name, [])
+        if o.space == "dr" and len(found) != 1:
+            raise ValueError(
+                f"objective {o.name!r} is trained doubly robust (space='dr') and needs "
+                "exactly one objective that imputes its error, e.g. "
+                f"Objective({o.name + '_error'!r}, 'regression', imputes={o.name!r}); "
+                f"found {found}"
+            )
     return towers
 
 

@@ -105,7 +105,7 @@ def test_the_seed_fixes_the_initial_weights_too(tmp_path):
     [
         (
             ("SharedBottom", "Transformer"),
-            "architecture must be one of MMoE, PLE, SharedBottom, SingleTask",
+            "architecture must be one of MMoE, OMoE, PLE, SharedBottom, SingleTask",
         ),
         (
             ('weighting = "Static"', 'weighting = "Magic"'),

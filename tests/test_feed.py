@@ -429,3 +429,88 @@ def test_a_trained_model_does_not_beat_the_attainable_truth():
         assert row.model < row.attainable + 3 * se, row
         assert row.attainable < row.truth, "the noisy truth knows the noise"
         assert row.share > 0.5, f"{name}: the model learned little; a vacuous check"
+
+
+def selection_gap(data) -> float:
+    """Mean over clicked impressions of the true p(like | click) minus the attainable
+    one: how much better clicked impressions like than the features predict."""
+    t, clicked = data.truth, data.labels["click"].bool()
+    gap = t["p_like_given_click"].double() - t["attainable_p_like_given_click"].double()
+    return float(gap[clicked].mean())
+
+
+def test_unobserved_selection_at_zero_changes_nothing():
+    default, zero = (
+        FeedSimulator(**knobs).simulate(3_000, seed=4)
+        for knobs in ({}, {"unobserved_selection": 0.0})
+    )
+    for part in ("features", "labels", "truth"):
+        for name, column in getattr(default, part).items():
+            assert torch.equal(getattr(zero, part)[name], column), (part, name)
+    with pytest.raises(ValueError, match="unobserved_selection"):
+        FeedSimulator(unobserved_selection=-0.5)
+
+
+def test_unobserved_selection_changes_only_the_click_and_like_lines():
+    plain, selected = (
+        FeedSimulator(unobserved_selection=s).simulate(5_000, seed=0) for s in (0, 1)
+    )
+    assert all(torch.equal(v, selected.features[k]) for k, v in plain.features.items())
+    for name in ("p_stay", "stay_time_given_stay", "play_time_given_click"):
+        for column in (name, "attainable_" + name):
+            assert torch.equal(plain.truth[column], selected.truth[column]), column
+    for name in ("p_click", "p_like_given_click"):
+        assert not torch.equal(plain.truth[name], selected.truth[name]), name
+
+
+def test_unobserved_selection_makes_clicked_impressions_like_more_than_predicted():
+    # Given the features (the attainable truth), clicked impressions like as predicted
+    # without it, and better the stronger the selection the features cannot see.
+    n = 100_000
+    gaps, ses = [], []
+    for s in (0.0, 0.5, 1.0, 2.0):
+        data = FeedSimulator(unobserved_selection=s).simulate(n, seed=0)
+        t, clicked = data.truth, data.labels["click"].bool()
+        gap = (t["p_like_given_click"] - t["attainable_p_like_given_click"]).double()
+        gaps.append(selection_gap(data))
+        ses.append(float(gap[clicked].std()) / math.sqrt(int(clicked.sum())))
+    assert abs(gaps[0]) < 4 * ses[0], (gaps, ses)
+    assert all(a + 4 * sa < b for a, b, sa in zip(gaps, gaps[1:], ses)), (gaps, ses)
+    # over every impression the truth still averages to the attainable truth
+    data = FeedSimulator(unobserved_selection=2.0).simulate(n, seed=1)
+    for name in ("p_click", "p_like_given_click"):
+        diff = (data.truth[name] - data.truth["attainable_" + name]).double()
+        assert abs(float(diff.mean())) < 4 * float(diff.std()) / math.sqrt(n), name
+
+
+@pytest.mark.parametrize("selection", [0.7, 2.0])
+def test_attainable_truth_averages_over_the_unobserved_selection(selection):
+    # The same impressions, with ε and u redrawn K times: u on the click and like
+    # lines, shared by the two.
+    n, draws, noise = 200, 4_000, 0.5
+    simulator = FeedSimulator(unobserved_selection=selection)
+    data = simulator.simulate(n, seed=0)
+    f = data.features
+    latent = simulator.latent(f["user_id"], f["item_id"], seed=0)
+    attainable = latent.attainable(noise, selection)  # each (n,)
+    attainable["p_click"] = attainable["p_stay"] * attainable["p_click_given_stay"]
+    for name in TRUTH:  # the simulator's columns are these values
+        column = torch.from_numpy(attainable[name].astype(np.float32))
+        assert torch.equal(data.truth["attainable_" + name], column), name
+
+    rng = np.random.default_rng(1)
+    eps = noise * rng.standard_normal((5, draws, n))
+    u = selection * rng.standard_normal((draws, n))
+    eps[1] += u
+    eps[2] += u
+    truth = latent.truth(eps)  # each (K, n)
+    truth["p_click"] = truth["p_stay"] * truth["p_click_given_stay"]
+    noise_only = latent.attainable(noise)  # u left out: a wrong answer
+    noise_only["p_click"] = noise_only["p_stay"] * noise_only["p_click_given_stay"]
+    for name, value in truth.items():
+        mean, se = value.mean(0), value.std(0) / math.sqrt(draws)  # (n,) each
+        z = np.abs(mean - attainable[name]) / se
+        assert z.max() < 5, f"{name}: Monte Carlo mean off by {z.max():.1f} SE"
+        if name in ("p_click_given_stay", "p_like_given_click", "p_click"):
+            z_wrong = np.abs(mean - noise_only[name]) / se
+            assert z_wrong.max() > 10, f"{name}: too few draws to see u matter"

@@ -50,6 +50,13 @@ Per impression, with σ the logistic function, g = sqrt(1.25) the std of the gen
     play_time_given_click = duration · σ(watch_bias + 0.8·quality
                                          − 0.5·duration z-score + ε)
 
+With `unobserved_selection` s > 0, a per-impression u ~ N(0, s²), drawn apart from
+everything else and carried by no feature, is added to both the click logit and the
+like logit. Who clicks then depends on something that also moves the like, which the
+features cannot see: given the features, clicked impressions like more than the
+unclicked ones would have. (Bait also selects clicks, but bait is an item's, so the
+features can explain it.)
+
 The taste terms correlate by ρ. clickbait² is the bait's variance relative to the
 genuine part's. As it grows, the spread of appeal and quality stays put, but appeal and
 quality, which correlate by ρ at clickbait 0, tend to correlation −1: clicked items are
@@ -112,6 +119,12 @@ the lines):
     attainable_stay_time_given_stay  = 2 s · exp(0.3·appeal + noise²/2)   (lognormal)
     attainable_play_time_given_click = duration · E[σ(watch logit + ε)]
 
+(with s > 0, the click and like lines integrate u too: E[σ(z + ε + u)], ε + u ~
+N(0, noise² + s²)). So attainable_p_like_given_click is the counterfactual p(like |
+click) of every impression, clicked or not: what a click on it would lead to, averaged
+over what the features do not tell. Among clicked impressions the likes exceed it when
+s > 0; that gap is the bias a post-click model trained on clicks alone inherits.
+
 Against the labels, the noisy truth beats it (it knows ε); no model can.
 `FeedData.truth_specs` pairs each label with its two truth columns and its parent (like
 is scored among clicks); `FeedSimulator.latent` gives the noise-free logits of any
@@ -154,6 +167,7 @@ ITEM_EFFECT_STD = 0.5
 # std of the genuine part of appeal and quality
 GENUINE_STD = float(np.sqrt(1 + ITEM_EFFECT_STD**2))
 STAY_TIME_SCALE = 2.0  # seconds: the stay-time mean at appeal 0 and ε = 0
+SELECTION_STREAM = 0x5E1EC7  # the generator of u is seeded by (seed, this)
 FEED_TRUTH_SPECS = truth_specs(  # each label, its truth columns, and the label it needs
     TruthSpec("stay", "p_stay", "attainable_p_stay"),
     TruthSpec(
@@ -200,6 +214,11 @@ class FeedConfig:
     #                         bait, and so are worse than average, not better)
     noise: float = 0.5  # >= 0: std of the unexplained per-impression noise on every
     #                     logit / log-mean
+    unobserved_selection: float = 0.0  # >= 0: std of a per-impression latent u that
+    #                     no feature carries, added to the click logit and to the like
+    #                     logit alike: given the features, clicked impressions then
+    #                     like more than unclicked ones would (selection the features
+    #                     cannot explain). 0: none, and no draw is made
     stay_bias: float = -1.0  # base logit of stay (sets the stay rate)
     click_bias: float = -2.0  # base logit of click among stays (sets the click rate)
     like_bias: float = -3.2  # base logit of like among clicks (lower it to make likes
@@ -244,7 +263,7 @@ class FeedConfig:
             raise ValueError(
                 f"task_correlation must be in [-1, 1], got {self.task_correlation}"
             )
-        for name in ("clickbait", "noise"):
+        for name in ("clickbait", "noise", "unobserved_selection"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("stay_time_sigma", "play_time_sigma"):
@@ -393,16 +412,21 @@ class Latent:
             "play_time_given_click": self.duration * _sigmoid(self.watch + eps[4]),
         }
 
-    def attainable(self, noise: float) -> dict[str, np.ndarray]:
+    def attainable(
+        self, noise: float, unobserved_selection: float = 0.0
+    ) -> dict[str, np.ndarray]:
         """The attainable truth: `truth(eps)`'s keys, each its expectation (N,) over
-        independent ε ~ N(0, noise²); in closed form for the lognormal stay time, by
-        quadrature otherwise."""
+        independent ε ~ N(0, noise²), and over u ~ N(0, unobserved_selection²) on the
+        click and like lines; in closed form for the lognormal stay time, by quadrature
+        otherwise."""
         mean = lambda z: _expected_sigmoid(z, noise)  # noqa: E731
+        # ε + u on the click and like lines
+        spread = math.sqrt(noise**2 + unobserved_selection**2)
         stay_time = STAY_TIME_SCALE * np.exp(self.stay_time + noise**2 / 2)  # lognormal
         return {
             "p_stay": mean(self.stay),
-            "p_click_given_stay": mean(self.click),
-            "p_like_given_click": mean(self.like),
+            "p_click_given_stay": _expected_sigmoid(self.click, spread),
+            "p_like_given_click": _expected_sigmoid(self.like, spread),
             "stay_time_given_stay": stay_time,
             "play_time_given_click": self.duration * mean(self.watch),
         }
@@ -452,7 +476,9 @@ class FeedSimulator:
         _check_seed(seed)
         rng = np.random.default_rng(seed)
         users, items = self._users(rng), self._items(rng)
-        batch = self._impressions(rng, users, items, n_impressions)
+        # u from a stream of its own: the knob changes nothing else of the world
+        selection = np.random.default_rng([seed, SELECTION_STREAM])
+        batch = self._impressions(rng, users, items, n_impressions, selection)
         train, valid, test = batch.split(self.config.split, seed=seed)
         return FeedData(
             batch, train, valid, test, feed_features(self.config), self.config, seed
@@ -460,9 +486,10 @@ class FeedSimulator:
 
     def latent(self, user_id: ArrayLike, item_id: ArrayLike, seed: int = 0) -> Latent:
         """The noise-free logits of the impressions (user_id[n], item_id[n]), ids (N,),
-        in the world that `simulate(·, seed)` draws. ``.attainable(config.noise)`` of
-        the result is their attainable truth, ``.truth(eps)`` their truth for a noise
-        draw `eps` (5, N)."""
+        in the world that `simulate(·, seed)` draws. ``.attainable(config.noise,
+        config.unobserved_selection)`` of the result is their attainable truth,
+        ``.truth(eps)`` their truth for a noise draw `eps` (5, N) (u added to eps[1]
+        and eps[2])."""
         _check_seed(seed)
         u, i = np.asarray(user_id, dtype=np.int64), np.asarray(item_id, dtype=np.int64)
         if u.ndim != 1 or u.shape != i.shape:
@@ -615,10 +642,15 @@ class FeedSimulator:
         )
 
     def _impressions(
-        self, rng: np.random.Generator, users: dict, items: dict, n: int
+        self,
+        rng: np.random.Generator,
+        users: dict,
+        items: dict,
+        n: int,
+        selection: np.random.Generator,
     ) -> Batch:
         """Draw `n` impressions, their truth (noisy and attainable), and labels drawn
-        from the noisy truth."""
+        from the noisy truth; u, the unobserved selection, from `selection`."""
         c = self.config
         user_weight = np.exp(0.5 * users["activity"])  # active users scroll more
         # the recommender favours popular items
@@ -627,6 +659,10 @@ class FeedSimulator:
         i = rng.choice(c.n_items, n, p=item_weight / item_weight.sum())  # (N,)
         # (5, N): the unexplained part of each logit
         eps = c.noise * rng.standard_normal((5, n))
+        if c.unobserved_selection > 0:
+            unseen = c.unobserved_selection * selection.standard_normal(n)  # (N,) u
+            eps[1] += unseen  # click among stays
+            eps[2] += unseen  # like among clicks
         latent = self._latent(users, items, u, i)
         noisy = latent.truth(eps)  # each (N,)
 
@@ -664,7 +700,9 @@ class FeedSimulator:
             "play_time": f32(play_time),
             "like": f32(like),
         }
-        attainable = _truth_columns(latent.attainable(c.noise), ATTAINABLE_PREFIX)
+        attainable = _truth_columns(
+            latent.attainable(c.noise, c.unobserved_selection), ATTAINABLE_PREFIX
+        )
         truth = {**_truth_columns(noisy), **attainable}
         return Batch(features, labels, truth)
 
