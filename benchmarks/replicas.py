@@ -34,7 +34,7 @@ TOWERS = [
         [
             sbmm.Objective("stay"),
             sbmm.Objective(
-                "stay_time", "regression", label="stay_time_u", mask="stay", weight=0.1
+                "stay_time", "regression", label="stay_time_u", given="stay", weight=0.1
             ),
             sbmm.Objective("click"),
         ],
@@ -44,9 +44,13 @@ TOWERS = [
         "scene2",
         [
             sbmm.Objective(
-                "play_time", "regression", label="play_time_u", mask="click", weight=0.1
+                "play_time",
+                "regression",
+                label="play_time_u",
+                given="click",
+                weight=0.1,
             ),
-            sbmm.Objective("like", mask="click"),
+            sbmm.Objective("like", given="click"),
         ],
         hidden=(16,),
     ),

@@ -50,10 +50,12 @@ class Objective:
                    "regression" (the model outputs a value; loss: mean squared error).
     weight:        the objective's weight inside its tower.
     label:         the label column it trains on; defaults to `name`.
-    mask:          name of a 0/1 label that must be 1 for a sample to count
-                   (like counts only where click is 1); None: every sample counts. A
-                   masked conditional objective takes the label of what it is given as
-                   its mask.
+    mask:          name of a 0/1 label that must be 1 for a sample to count (a like
+                   recorded on only some clicks counts where `like_seen` is 1); None:
+                   every sample counts. An objective that follows another of the
+                   model (like after click) declares `given` instead, which sets the
+                   mask to that objective's label; a model refuses `mask` naming the
+                   label of one of its binary objectives.
     sample_weight: per-sample loss weights: the name of a label or feature column, a
                    function Batch → (B,) tensor, or a `SampleWeight` declaration; None:
                    all weigh 1.
@@ -309,7 +311,17 @@ def check_towers(towers: Sequence[Tower]) -> tuple[Tower, ...]:
     if len(set(names)) != len(names):
         raise ValueError(f"objective names must be unique across towers, got {names}")
     by_name = {o.name: o for t in towers for o in t.objectives}
+    binary_label = {o.target: o.name for o in by_name.values() if o.kind == "binary"}
     for o in by_name.values():
+        parent_name = binary_label.get(o.mask)
+        if o.given is None and parent_name not in (None, o.name):
+            # One spelling for an objective that follows another: `given`. A `mask`
+            # names a label that only says where an objective is observed.
+            raise ValueError(
+                f"objective {o.name!r} is masked by {o.mask!r}, the label of objective "
+                f"{parent_name!r}: declare given={parent_name!r} (it follows "
+                f"{parent_name!r}); mask= is for a label that is not an objective"
+            )
         if o.given is None:
             continue
         if o.given not in by_name:

@@ -24,8 +24,8 @@ def two_scene_towers() -> list[sbmm.Tower]:
         sbmm.Tower(
             "scene2",
             [
-                sbmm.Objective("like", mask="click"),
-                sbmm.Objective("play_time", "regression", mask="click"),
+                sbmm.Objective("like", given="click"),
+                sbmm.Objective("play_time", "regression", given="click"),
             ],
             hidden=(8,),
             weight=0.5,

@@ -64,7 +64,7 @@ def run_setup():
         sbmm.Tower(
             "b",
             [sbmm.Objective("sign", given="gate"),
-             sbmm.Objective("y2", "regression", mask="gate", sample_weight=weight)],
+             sbmm.Objective("y2", "regression", given="gate", sample_weight=weight)],
             hidden=(8,),
         ),
     ]  # fmt: skip

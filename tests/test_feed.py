@@ -145,15 +145,15 @@ def test_feature_specs_build_a_model_that_runs_on_the_data(data):
             "discovery",
             [
                 sbmm.Objective("stay"),
-                sbmm.Objective("stay_time", kind="regression", mask="stay"),
+                sbmm.Objective("stay_time", kind="regression", given="stay"),
                 sbmm.Objective("click"),
             ],
         ),
         sbmm.Tower(
             "video",
             [
-                sbmm.Objective("play_time", kind="regression", mask="click"),
-                sbmm.Objective("like", mask="click"),
+                sbmm.Objective("play_time", kind="regression", given="click"),
+                sbmm.Objective("like", given="click"),
             ],
         ),
     ]
@@ -413,7 +413,7 @@ def test_a_trained_model_does_not_beat_the_attainable_truth():
     data = FeedSimulator(n_users=200, n_items=100).simulate(200_000, seed=0)
     towers = [
         sbmm.Tower("discovery", [sbmm.Objective("stay"), sbmm.Objective("click")]),
-        sbmm.Tower("video", [sbmm.Objective("like", mask="click")]),
+        sbmm.Tower("video", [sbmm.Objective("like", given="click")]),
     ]
     sbmm.seed_everything(0)
     model = sbmm.SharedBottom(data.feature_specs, towers)

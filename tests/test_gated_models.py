@@ -11,7 +11,7 @@ def towers():
             [sbmm.Objective("click"), sbmm.Objective("stay_time", "regression")],
             hidden=(8,),
         ),
-        sbmm.Tower("scene2", [sbmm.Objective("like", mask="click")], hidden=(8,)),
+        sbmm.Tower("scene2", [sbmm.Objective("like", given="click")], hidden=(8,)),
     ]
 
 

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 
 import sbmm
 from sbmm.losses import check_labels, multitask_loss, objective_loss
+from sbmm.objectives import check_towers
 
 
 def test_total_is_tower_weight_times_objective_weight_times_loss(two_scene_batch):
@@ -15,7 +16,7 @@ def test_total_is_tower_weight_times_objective_weight_times_loss(two_scene_batch
         sbmm.Tower(
             "s2",
             [
-                sbmm.Objective("like", weight=0.5, mask="click"),
+                sbmm.Objective("like", weight=0.5, given="click"),
                 sbmm.Objective("play_time", "regression", weight=4.0),
             ],
             weight=0.25,
@@ -151,3 +152,27 @@ def test_bad_labels_raise_naming_the_objective(objective, labels, message):
     batch = sbmm.Batch({}, {k: torch.tensor(v) for k, v in labels.items()})
     with pytest.raises(ValueError, match=message):
         check_labels([sbmm.Tower("t", [objective])], batch)
+
+
+def test_an_objective_that_follows_another_is_declared_with_given():
+    """One spelling: a mask naming the label of a binary objective of the model is
+    refused, pointing at `given`; a mask naming any other label is kept."""
+    with pytest.raises(ValueError, match="'like' is masked by 'click'.*given='click'"):
+        check_towers(
+            [
+                sbmm.Tower(
+                    "t", [sbmm.Objective("click"), sbmm.Objective("like", mask="click")]
+                )
+            ]
+        )
+    towers = check_towers(
+        [
+            sbmm.Tower(
+                "t",
+                [sbmm.Objective("click"), sbmm.Objective("like", mask="like_seen")],
+            )
+        ]
+    )
+    assert towers[0].objectives[1].mask == "like_seen"
+    given = sbmm.Objective("like", given="click")
+    assert given.mask == "click"  # the same restriction, one spelling

@@ -12,7 +12,7 @@ D_IN = 5 + 3
 def towers():
     return [
         sbmm.Tower("scene1", [sbmm.Objective("click")], hidden=(8,)),
-        sbmm.Tower("scene2", [sbmm.Objective("like", mask="click")], hidden=(8,)),
+        sbmm.Tower("scene2", [sbmm.Objective("like", given="click")], hidden=(8,)),
     ]
 
 

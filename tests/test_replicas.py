@@ -39,7 +39,7 @@ TOWERS = [
             sbmm.Objective(
                 "play_time", "regression", given="click", space="entire", weight=0.01
             ),
-            sbmm.Objective("like", mask="click"),
+            sbmm.Objective("like", given="click"),
         ],
         hidden=(8,),
         weight=0.5,
