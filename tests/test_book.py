@@ -133,3 +133,26 @@ def test_pages_load_no_script_or_stylesheet_from_outside_the_book(built_book):
     assert not found, f"pages load from outside the book: {found}"
     mathjax = built_book / "_static" / "mathjax" / "tex-svg.js"
     assert mathjax.exists(), "the book's own MathJax bundle was not copied"
+
+
+@pytest.mark.book
+def test_one_citation_style_in_the_text_and_the_references(built_book):
+    """The text cites "(Caruana, 1997)" and the references page labels the entry the
+    same way, not with pybtex's alpha labels such as "Car97"."""
+    intro = re.sub(r"<[^>]+>", "", (built_book / "book" / "intro.html").read_text())
+    refs = re.sub(r"<[^>]+>", "", (built_book / "book" / "references.html").read_text())
+    assert "Caruana, 1997" in intro
+    assert "Caruana, 1997" in refs and "Ma et al., 2018a" in refs
+    assert not re.search(r"\[?\b[A-Z][a-z]{1,2}\+?\d{2}[a-z]?\]", refs), "alpha labels"
+
+
+@pytest.mark.book
+def test_the_intro_and_the_chapters_link_their_terms_to_the_glossary(built_book):
+    """The intro and the chapters link their terms to the glossary ({term} roles)."""
+    linked = [
+        page.name
+        for page in sorted((built_book / "book").glob("*.html"))
+        if 'href="glossary.html#term-' in page.read_text(encoding="utf-8")
+    ]
+    pages = {"intro.html", *(p.with_suffix(".html").name for p in notebooks())}
+    assert pages <= set(linked), sorted(pages - set(linked))
