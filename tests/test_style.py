@@ -1,8 +1,9 @@
 """The code's style: 88 columns (code, docstrings and comments alike) and ruff's format.
 
-Both checks run the ruff pinned in requirements.txt on the library, the tests and the
-benchmarks. To fix a failure: `ruff format sbmm tests benchmarks`, then rewrap by hand
-the docstrings and comments `ruff check --select E501 sbmm tests benchmarks` lists
+Both checks run the ruff pinned in requirements.txt on the library, the tests, the
+benchmarks and the chapters' code cells (ruff reads notebooks; their outputs are left
+alone). To fix a failure: `ruff format sbmm tests benchmarks book`, then rewrap by hand
+the docstrings, comments and strings `ruff check --select E501` lists on the same paths
 (ruff format does not rewrap them).
 """
 
@@ -13,7 +14,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PATHS = ("sbmm", "tests", "benchmarks")
+PATHS = ("sbmm", "tests", "benchmarks", "book")
 LINE_LENGTH = "88"
 
 
