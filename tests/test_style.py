@@ -9,6 +9,7 @@ the docstrings, comments and strings `ruff check --select E501` lists on the sam
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +45,20 @@ def test_no_line_is_longer_than_88_columns():
         + "\n".join(findings)
         + f"\n{result.stderr}"
     )
+
+
+def test_no_notebook_code_line_scrolls_sideways():
+    """ruff's E501 spares lines that end in a pragma or hold one long token; on the
+    page every character counts, so the chapters' code lines are measured as they
+    are."""
+    long = []
+    for path in sorted((ROOT / "book").glob("*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        for number, cell in enumerate(cells):
+            for line in "".join(cell["source"]).splitlines():
+                if cell["cell_type"] == "code" and len(line) > int(LINE_LENGTH):
+                    long.append(f"{path.name} cell {number}: {line}")
+    assert not long, "\n".join(long)
 
 
 def test_code_is_formatted_by_ruff():
