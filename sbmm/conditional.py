@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .data.batch import Batch
-from .objectives import Objective, Tower, ancestors
+from .objectives import Objective, Tower, ancestors, labelled_rows
 
 __all__ = ["chain_of", "entire_space_logit", "entire_space_inputs"]
 
@@ -69,9 +69,7 @@ def entire_space_inputs(
     target = batch.labels[objective.target].to(
         predictions[objective.name].dtype
     )  # (B,)
-    reached = torch.ones_like(target, dtype=torch.bool)  # (B,)
-    for parent in chain:
-        reached = reached & (batch.labels[parent.target] > 0)
+    reached = labelled_rows(objective, batch.labels, towers)  # (B,) the chain holds
     target = torch.where(reached, target, 0.0)
     if objective.kind == "binary":
         return entire_space_logit(objective, predictions, towers), target

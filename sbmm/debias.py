@@ -33,7 +33,7 @@ from torch import Tensor
 
 from .conditional import chain_of
 from .data.batch import Batch
-from .objectives import Objective, Tower
+from .objectives import Objective, Tower, labelled_rows
 
 __all__ = ["dr_losses", "ips_loss", "observed_loss", "propensity"]
 
@@ -66,9 +66,7 @@ def observed_loss(
     conditional logit, or squared error) and 0 elsewhere, where the label is not read
     (a table may hold NaN for the like of an unclicked impression)."""
     prediction = predictions[objective.name]  # (B,)
-    reached = torch.ones_like(prediction, dtype=torch.bool)  # (B,)
-    for parent in chain_of(objective, towers):
-        reached = reached & (batch.labels[parent.target] > 0)
+    reached = labelled_rows(objective, batch.labels, towers)  # (B,) the chain holds
     target = batch.labels[objective.target].to(prediction.dtype)
     target = torch.where(reached, target, 0.0)
     prediction = torch.where(reached, prediction, 0.0)
