@@ -7,7 +7,7 @@ bottom → towers → {objective: prediction} → per-objective losses
 """
 
 from . import anchors, book, data, debias, diagnostics, plot, weighting
-from .anchors import AnchorTable, anchor_table, gap_closed
+from .anchors import AnchorTable, anchor_table, gap_closed, gap_closed_by_run
 from .book import (
     PROFILES,
     Profile,
@@ -16,7 +16,7 @@ from .book import (
     profile,
     use_profile,
 )
-from .compare import Comparison, compare
+from .compare import Comparison, compare, mean_interval
 from .data import Batch, TruthSpec
 from .inputs import Categorical, Dense, InputLayer, MultiCategorical
 from .metrics import objective_metrics
@@ -47,6 +47,7 @@ __all__ = [
     "TruthSpec",
     "anchor_table",
     "gap_closed",
+    "gap_closed_by_run",
     "Batch",
     "Categorical",
     "Comparison",
@@ -71,6 +72,7 @@ __all__ = [
     "check",
     "check_labels",
     "compare",
+    "mean_interval",
     "default_device",
     "evaluate",
     "fit",

@@ -26,6 +26,7 @@ Use::
     table                              # a table in a notebook; print(table) as text
     table["like", "auc"].share         # one row
     sbmm.gap_closed(prediction["like"], test, data.truth_specs["like"])
+    sbmm.gap_closed_by_run([sbmm.predict(m, test) for m in models], test, specs)
 
 Predictions are keyed by the label they score: rename or rescale others first (for a
 model of the stay time in units of 3 s, ``{"stay_time": 3 * prediction["stay_u"]}``).
@@ -36,7 +37,7 @@ from __future__ import annotations
 import html
 import math
 from dataclasses import dataclass, fields
-from typing import Iterable, Iterator, Mapping
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -47,7 +48,7 @@ from torch import Tensor
 from .data.batch import Batch
 from .data.truth import TruthSpec
 
-__all__ = ["Anchor", "AnchorTable", "anchor_table", "gap_closed"]
+__all__ = ["Anchor", "AnchorTable", "anchor_table", "gap_closed", "gap_closed_by_run"]
 
 METRICS = {"binary": ("auc", "logloss"), "regression": ("rmse",)}  # first: the default
 Specs = Mapping[str, TruthSpec] | Iterable[TruthSpec]
@@ -183,6 +184,31 @@ def gap_closed(
             f"use one of {allowed}"
         )
     return _anchors(spec.label, prediction, batch, spec, (metric,))[0].share
+
+
+def gap_closed_by_run(
+    predictions: Sequence[Mapping[str, Tensor | ArrayLike]],
+    batch: Batch,
+    specs: Specs,
+    metric: str | None = None,
+) -> np.ndarray:
+    """(runs, objectives): the share of the attainable gap each run closes on each
+    objective of `specs`, in their order, as `gap_closed` scores it.
+
+    predictions: one {objective: (N,) logits or values} per run (a seed, a model), as
+                 `sbmm.predict` returns them, keyed by the label each scores.
+    Raises ValueError naming a run that lacks an objective of `specs`."""
+    by_label = _by_label(specs)
+    shares = np.empty((len(predictions), len(by_label)))
+    for i, prediction in enumerate(predictions):
+        for j, (label, spec) in enumerate(by_label.items()):
+            if label not in prediction:
+                raise ValueError(
+                    f"run {i} has no prediction for objective {label!r}; "
+                    f"it predicts {sorted(prediction)}"
+                )
+            shares[i, j] = gap_closed(prediction[label], batch, spec, metric)
+    return shares
 
 
 def _by_label(specs: Specs) -> dict[str, TruthSpec]:

@@ -7,6 +7,8 @@ called better or worse only when the interval excludes 0.
 
     print(compare(mmoe_auc, shared_bottom_auc, names=("MMoE", "SB")))
     # MMoE − SB = +0.0123 (95% CI +0.0081 to +0.0165, 10 seeds): better
+
+`mean_interval` is the same t interval for the mean of one set of per-seed scores.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import numpy as np
 import torch
 from scipy import stats
 
-__all__ = ["Comparison", "compare"]
+__all__ = ["Comparison", "compare", "mean_interval"]
+
+WIDTH = 88  # columns of the book's code and output column
 
 
 @dataclass(frozen=True)
@@ -32,7 +36,8 @@ class Comparison:
     confidence interval at `level`, and `verdict` is "better", "worse" or
     "indistinguishable" for A relative to B ("indistinguishable" exactly when the
     interval contains 0; with `higher_is_better=False`, as for a loss, a negative
-    difference is "better"). `str()` gives a one-line summary for a notebook.
+    difference is "better"). `str()` gives a summary for a notebook, `prose()` the
+    difference and its interval for a sentence.
     """
 
     mean: float
@@ -49,15 +54,25 @@ class Comparison:
         return len(self.differences)
 
     def format(self, decimals: int = 4) -> str:
-        """The one-line summary with every number shown to `decimals` decimal places,
-        e.g. "A − B = +0.0123 (95% CI +0.0081 to +0.0165, 10 seeds): better"."""
+        """The summary with every number shown to `decimals` decimal places,
+        e.g. "A − B = +0.0123 (95% CI +0.0081 to +0.0165, 10 seeds): better"; the
+        part in brackets goes on a second, indented line if one line would pass 88
+        columns."""
+        head = f"{self.names[0]} − {self.names[1]} = {self.mean:+.{decimals}f}"
+        tail = f"({self._interval_text(decimals)}, {self.n} seeds): {self.verdict}"
+        if len(head) + 1 + len(tail) <= WIDTH:
+            return f"{head} {tail}"
+        return f"{head}\n    {tail}"
+
+    def prose(self, decimals: int = 3) -> str:
+        """The mean difference and its interval as a sentence quotes them,
+        e.g. "+0.012 (95% CI +0.008 to +0.017)"."""
+        return f"{self.mean:+.{decimals}f} ({self._interval_text(decimals)})"
+
+    def _interval_text(self, decimals: int) -> str:
         low, high = self.interval
         level = format(100 * self.level, ".6g")
-        return (
-            f"{self.names[0]} − {self.names[1]} = {self.mean:+.{decimals}f} "
-            f"({level}% CI {low:+.{decimals}f} to {high:+.{decimals}f}, "
-            f"{self.n} seeds): {self.verdict}"
-        )
+        return f"{level}% CI {low:+.{decimals}f} to {high:+.{decimals}f}"
 
     def __str__(self) -> str:
         return self.format()
@@ -139,16 +154,7 @@ def compare(
             raise ValueError(f"{name} has non-finite scores (NaN or inf) at {where}")
 
     differences = x - y
-    n = len(differences)
-    if np.all(differences == differences[0]):
-        # No spread: the interval is the common value itself (computing the mean and
-        # standard deviation would add rounding noise to both).
-        mean, half = float(differences[0]), 0.0
-    else:
-        mean = float(differences.mean())
-        t = float(stats.t.ppf((1 + level) / 2, n - 1))
-        half = t * float(differences.std(ddof=1)) / math.sqrt(n)
-    low, high = mean - half, mean + half
+    mean, low, high = _t_interval(differences, level)
     if low <= 0 <= high:
         verdict = "indistinguishable"
     else:
@@ -162,6 +168,34 @@ def compare(
         names=(name_a, name_b),
         higher_is_better=higher_is_better,
     )
+
+
+def mean_interval(scores: Any, level: float = 0.95) -> tuple[float, float]:
+    """The (low, high) Student t interval at `level` for the mean of `scores`, one per
+    seed (a sequence, array or 1-D tensor of at least 2 finite numbers): the interval
+    `compare` puts around a mean difference, for one model's scores alone, as for an
+    error bar. ValueError for anything else."""
+    if isinstance(level, bool) or not isinstance(level, Real) or not 0 < level < 1:
+        raise ValueError(f"level must be strictly between 0 and 1, got {level!r}")
+    x = _scores(scores, "the scores")
+    if len(x) < 2 or not np.all(np.isfinite(x)):
+        raise ValueError(
+            f"an interval needs at least 2 finite scores, got {x.tolist()}"
+        )
+    _, low, high = _t_interval(x, level)
+    return low, high
+
+
+def _t_interval(x: np.ndarray, level: float) -> tuple[float, float, float]:
+    """(mean, low, high): mean(x) ± t((1 + level) / 2, n - 1) · sd(x) / √n. If all of
+    `x` are equal the interval has zero width at their common value (a computed mean
+    and standard deviation would add rounding noise to both)."""
+    if np.all(x == x[0]):
+        return float(x[0]), float(x[0]), float(x[0])
+    mean = float(x.mean())
+    t = float(stats.t.ppf((1 + level) / 2, len(x) - 1))
+    half = t * float(x.std(ddof=1)) / math.sqrt(len(x))
+    return mean, mean - half, mean + half
 
 
 def _scores(scores: Any, name: str) -> np.ndarray:

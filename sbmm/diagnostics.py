@@ -17,6 +17,9 @@ the other (the seesaw).
     sbmm.fit(model, data.train, callbacks=[cosine])
     cosine.steps, cosine.cosines[("click", "like")]        # the steps measured, and a
                                                            # cosine per step
+
+`dead_units`, after training, is the share of a model's ReLU units that never fire on a
+batch: units that no longer learn, a sign of a learning rate too high for the layer.
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
+from .data.batch import Batch
+from .train.evaluation import predict
 from .weighting import flat_gradient
 
-__all__ = ["GradientNorm", "GradientCosine"]
+__all__ = ["GradientNorm", "GradientCosine", "dead_units"]
 
 
 class GradientNorm:
@@ -156,3 +161,32 @@ class GradientCosine:
     def _cosine(g_a: Tensor, g_b: Tensor) -> float:
         norm = float(g_a.norm() * g_b.norm())
         return float(g_a @ g_b) / norm if norm > 0 else math.nan
+
+
+def dead_units(model: nn.Module, batch: Batch, under: str = "") -> float:
+    """The share of the ReLU units in `model`'s submodules named `under...` (all, by
+    default; "towers" for the towers) whose output is 0 on every sample of `batch`.
+    ValueError if there is no such ReLU."""
+    relus = [
+        layer
+        for name, layer in model.named_modules()
+        if name.startswith(under) and isinstance(layer, nn.ReLU)
+    ]
+    if not relus:
+        raise ValueError(f"the model has no ReLU layer under {under!r}")
+    fired: dict[int, Tensor] = {}  # ReLU → (units,) bool: fired on some sample
+
+    def record(k: int, output: Tensor) -> None:
+        now = (output.flatten(0, -2) > 0).any(0)
+        fired[k] = fired[k] | now if k in fired else now
+
+    hooks = [
+        relu.register_forward_hook(lambda _, __, out, k=k: record(k, out))
+        for k, relu in enumerate(relus)
+    ]
+    try:
+        predict(model, batch)  # in chunks: a unit is alive if it fires in any
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return float((~torch.cat(list(fired.values()))).float().mean())

@@ -6,7 +6,13 @@ import pytest
 import torch
 from sklearn.metrics import log_loss
 
-from sbmm.anchors import Anchor, AnchorTable, anchor_table, gap_closed
+from sbmm.anchors import (
+    Anchor,
+    AnchorTable,
+    anchor_table,
+    gap_closed,
+    gap_closed_by_run,
+)
 from sbmm.data import (
     CORRELATED_TASKS_TRUTH_SPECS,
     Batch,
@@ -115,6 +121,22 @@ def test_gap_closed_defaults_to_auc_and_rmse(data):
     assert gap_closed(0.5 * prediction["play_time"], data.batch, specs["play_time"]) < 1
     with pytest.raises(ValueError, match="'rmse' does not score a binary label"):
         gap_closed(prediction["click"], data.batch, specs["click"], "rmse")
+
+
+def test_gap_closed_by_run_has_a_row_per_run_and_a_column_per_objective(data):
+    specs = {o: data.truth_specs[o] for o in ("click", "like", "play_time")}
+    attainable = as_prediction(data.batch, specs, "attainable")
+    constant = constant_prediction(data.batch, specs)
+    shares = gap_closed_by_run([attainable, constant], data.batch, specs)
+    assert shares.shape == (2, 3)
+    for j, (label, spec) in enumerate(specs.items()):
+        for i, run in enumerate((attainable, constant)):
+            assert shares[i, j] == gap_closed(run[label], data.batch, spec)
+    assert shares[0] == pytest.approx(1) and shares[1] == pytest.approx(0, abs=1e-9)
+    with pytest.raises(
+        ValueError, match="run 1 has no prediction for objective 'like'"
+    ):
+        gap_closed_by_run([attainable, {"click": constant["click"]}], data.batch, specs)
 
 
 def test_regression_anchors_of_correlated_tasks():

@@ -24,3 +24,12 @@ def test_in_a_readers_session_a_false_claim_warns_and_the_chapter_goes_on(
     with pytest.warns(ClaimWarning, match="pigs fly"):
         sbmm.check(False, "pigs fly")
     assert capsys.readouterr().out == "✗ pigs fly\n"
+
+
+def test_a_long_claim_is_wrapped_to_the_books_column(capsys):
+    claim = "the shared model closes more of the gap than " * 4
+    sbmm.check(True, claim.strip())
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) > 1 and all(len(line) <= 88 for line in lines)
+    assert lines[0].startswith("✓ the shared") and lines[1].startswith("  ")
+    assert " ".join(line.strip() for line in lines) == f"✓ {claim.strip()}"

@@ -12,7 +12,7 @@ from matplotlib.collections import PathCollection  # noqa: E402
 from matplotlib.container import ErrorbarContainer  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from sbmm.compare import Comparison, compare  # noqa: E402
+from sbmm.compare import Comparison, compare, mean_interval  # noqa: E402
 from sbmm.plot import plot_paired  # noqa: E402
 
 REPEATS, SEEDS, TRUE_DIFFERENCE = 400, 10, 0.01
@@ -178,3 +178,37 @@ def test_plot_paired_single_comparison_and_comparison_objects():
     with pytest.raises(ValueError, match="dict"):
         plot_paired({})
     plt.close("all")
+
+
+def test_prose_quotes_the_mean_and_interval_at_the_given_decimals():
+    c = compare([0.3, 0.5, 0.4], [0.1, 0.1, 0.1], names=("MMoE", "SB"))
+    low, high = c.interval
+    assert c.prose() == f"{c.mean:+.3f} (95% CI {low:+.3f} to {high:+.3f})"
+    assert c.prose(1) == f"+0.3 (95% CI {low:+.1f} to {high:+.1f})"
+
+
+def test_a_summary_longer_than_the_column_breaks_before_the_interval():
+    short = compare([0.3, 0.5, 0.4], [0.1, 0.1, 0.1], names=("MMoE", "SB"))
+    assert "\n" not in short.format() and len(short.format()) <= 88
+    names = ("scene 2 weighted 0.1, rho = +0.7", "scene 1 only, rho = +0.7, lr 0.003")
+    long = compare([0.3, 0.5, 0.4], [0.1, 0.1, 0.1], names=names)
+    head, tail = long.format().split("\n")
+    assert head == f"{names[0]} − {names[1]} = {long.mean:+.4f}"
+    assert tail.startswith("    (95% CI ") and tail.endswith("3 seeds): better")
+
+
+def test_mean_interval_is_the_interval_compare_puts_around_a_mean():
+    scores = np.array([0.71, 0.74, 0.69, 0.72, 0.70])
+    expected = stats.ttest_1samp(scores, 0.0).confidence_interval(0.9)
+    low, high = mean_interval(scores, level=0.9)
+    assert (low, high) == pytest.approx((expected.low, expected.high))
+    assert (low, high) == compare(scores, np.zeros(5), level=0.9).interval
+    assert mean_interval([2.0, 2.0, 2.0]) == (2.0, 2.0)
+
+
+@pytest.mark.parametrize(
+    "scores, level", [([1.0], 0.95), ([1.0, math.nan], 0.95), ([1.0, 2.0], 1.5)]
+)
+def test_mean_interval_refuses_too_few_non_finite_scores_and_a_bad_level(scores, level):
+    with pytest.raises(ValueError):
+        mean_interval(scores, level=level)

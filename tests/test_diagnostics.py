@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import sbmm
-from sbmm.diagnostics import GradientCosine
+from sbmm.diagnostics import GradientCosine, dead_units
 from sbmm.models.single_task import SingleTask
 
 
@@ -161,3 +161,15 @@ def test_bad_arguments_raise():
         GradientCosine(pairs=[("a", "b")], every=1, module="experts")(
             0, model, live_losses(model, data)
         )
+
+
+def test_dead_units_counts_the_relus_that_never_fire():
+    data = regression_data()
+    model = shared_bottom(two_heads())
+    assert 0 <= dead_units(model, data) < 0.5  # a fresh model: most units fire
+    with torch.no_grad():
+        model.towers["A"][0].bias.fill_(-1e3)  # tower A's 4 units: never fire
+    assert dead_units(model, data, under="towers") == 0.5  # 4 of the towers' 8 units
+    assert dead_units(model, data[:1], under="towers.A") == 1.0
+    with pytest.raises(ValueError, match="no ReLU layer under 'heads'"):
+        dead_units(model, data, under="heads")

@@ -120,6 +120,23 @@ def test_keep_best_keeps_each_replicas_own_best_epoch(feed):
         assert_same_run(model, history, expected_model, expected)
     best = [h.best_epoch for h in replicas.histories]
     assert max(best) < 6 and len(set(best)) > 1, best  # early, and not the same for all
+    lowest = [h.valid_loss["total"][h.best_epoch - 1] for h in replicas.histories]
+    assert replicas.best_valid_loss().tolist() == lowest
+
+
+def test_replicas_score_each_seed_against_the_truth(feed):
+    data = SIMULATOR.simulate(2_000, seed=1)
+    specs = {o: data.truth_specs[o] for o in ("click", "like")}
+    build = ARCHITECTURES["SharedBottom"]
+    replicas = fit_replicas(build, data.train, seeds=SEEDS, **RUN)
+    shares = replicas.gap_closed(data.test, specs)
+    assert shares.shape == (len(SEEDS), 2)
+    for k, model in enumerate(replicas.models):
+        prediction = sbmm.predict(model, data.test)
+        for j, (label, spec) in enumerate(specs.items()):
+            assert shares[k, j] == sbmm.gap_closed(prediction[label], data.test, spec)
+    with pytest.raises(ValueError, match="needs a run with validation data"):
+        replicas.best_valid_loss()
 
 
 def test_dwa_weights_each_replica_by_its_own_losses(feed):

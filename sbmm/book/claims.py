@@ -16,11 +16,13 @@ does not hold, what happens depends on who runs the chapter:
 from __future__ import annotations
 
 import os
+import textwrap
 import warnings
 
 __all__ = ["check", "ClaimWarning", "STRICT_ENV"]
 
 STRICT_ENV = "SBMM_STRICT_CLAIMS"  # "1": a claim that does not hold raises
+WIDTH = 88  # columns a printed claim is wrapped to: the book's code column
 
 
 class ClaimWarning(UserWarning):
@@ -30,15 +32,21 @@ class ClaimWarning(UserWarning):
 def check(condition: bool, claim: str) -> None:
     """Print "✓ <claim>" if `condition`; otherwise raise
     AssertionError("claim does not hold: <claim>") when SBMM_STRICT_CLAIMS is "1", or
-    print "✗ <claim>" and warn."""
+    print "✗ <claim>" and warn. The printed claim is wrapped to 88 columns."""
     if not isinstance(claim, str) or not claim:
         raise TypeError("check needs the claim as a non-empty string")
     if bool(condition):
-        print(f"✓ {claim}")
+        print(_wrapped(f"✓ {claim}"))
         return
     if os.environ.get(STRICT_ENV, "") == "1":
         raise AssertionError(f"claim does not hold: {claim}")
-    print(f"✗ {claim}")
+    print(_wrapped(f"✗ {claim}"))
     warnings.warn(
         f"claim does not hold in this run: {claim}", ClaimWarning, stacklevel=2
     )
+
+
+def _wrapped(line: str) -> str:
+    """`line` wrapped to WIDTH columns, its continuation lines indented under the
+    claim's first word."""
+    return textwrap.fill(line, WIDTH, subsequent_indent="  ", break_long_words=False)

@@ -22,12 +22,14 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 from tqdm import tqdm
 
+from ..anchors import Specs, gap_closed_by_run
 from ..data.batch import Batch
 from ..inputs import InputLayer
 from ..losses import objective_losses
@@ -36,7 +38,7 @@ from ..runtime import default_device, seed_everything
 from ..weighting import Static, Weighting
 from .checkpoint import copy_state
 from .checks import check_data, check_model, check_options, progress_enabled
-from .evaluation import losses_and_metrics
+from .evaluation import losses_and_metrics, predict
 from .history import TOTAL, History
 
 __all__ = ["Replicas", "fit_replicas"]
@@ -62,6 +64,21 @@ class Replicas:
 
     def __len__(self) -> int:
         return len(self.seeds)
+
+    def best_valid_loss(self) -> np.ndarray:
+        """(seeds,): each replica's lowest validation total, the epoch `keep_best`
+        keeps. ValueError if the run had no validation data."""
+        if not all(h.valid_loss.get(TOTAL) for h in self.histories):
+            raise ValueError("best_valid_loss needs a run with validation data")
+        return np.array([min(h.valid_loss[TOTAL]) for h in self.histories])
+
+    def gap_closed(
+        self, batch: Batch, specs: Specs, metric: str | None = None
+    ) -> np.ndarray:
+        """(seeds, objectives): the share of the attainable gap each replica closes on
+        each objective of `specs` over `batch` (`sbmm.gap_closed_by_run`)."""
+        predictions = [predict(model, batch) for model in self.models]
+        return gap_closed_by_run(predictions, batch, specs, metric)
 
     def __iter__(self) -> Iterator[tuple[int, MultiTaskModel, History]]:
         return iter(zip(self.seeds, self.models, self.histories))
