@@ -82,7 +82,7 @@ def plot_paired(
         for label, pair in a.items()
     }
     if ax is None:
-        _, ax = plt.subplots(figsize=(1.6 * len(comparisons) + 2.5, 4))
+        _, ax = plt.subplots(figsize=(min(7.5, 1.6 * len(comparisons) + 2.5), 4))
     rng = np.random.default_rng(0)
     legend = set()
     for i, c in enumerate(comparisons.values()):

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .figures import use_book_style
+
 __all__ = ["Profile", "PROFILES", "profile", "use_profile", "FIRST_WORLD"]
 
 
@@ -56,7 +58,9 @@ def profile() -> Profile:
 
 def use_profile() -> Profile:
     """`profile()`, after setting PyTorch's CPU thread count to the profile's `threads`
-    (if it sets one)."""
+    (if it sets one) and matplotlib to the book's figure style: what a chapter's first
+    cell calls."""
+    use_book_style()
     chosen = profile()
     if chosen.threads is not None:
         torch.set_num_threads(chosen.threads)
