@@ -1,6 +1,7 @@
 # make book       install what is needed, build the HTML book into _build/html
 # make test       install what is needed, run the library tests, nbval over every chapter, and a -W book build
-# make notebooks  re-execute every chapter in place, storing the outputs of the current profile
+# make notebooks  re-execute every chapter in place, storing the outputs of the current profile,
+#                 and write the numbers they glue into their prose
 # make bench      the throughput benchmarks
 # make browser-check  open every page of the built book in headless Chromium (tests/browser_check.py)
 #
@@ -53,6 +54,8 @@ notebooks: $(STAMP)
 	cd book && for nb in $(notdir $(NOTEBOOKS)); do \
 	  ../$(VENV)/bin/jupyter execute --inplace --timeout=1800 $$nb || exit 1; \
 	done
+	# The prose quotes the numbers the run glued (sbmm/book/prose.py): write them in.
+	$(PY) -m sbmm.book.prose $(NOTEBOOKS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/throughput.py

@@ -31,6 +31,7 @@ from .losses import (
 from .objectives import Objective, Tower, admitted
 from .sample_weights import SampleWeight
 from .runtime import default_device, seed_everything
+from .tables import Table, table
 from .train import (
     History,
     Replicas,
@@ -68,6 +69,7 @@ __all__ = [
     "SharedBottom",
     "SharedBottomMultiTaskModel",
     "SingleTask",
+    "Table",
     "Tower",
     "check",
     "check_labels",
@@ -87,5 +89,6 @@ __all__ = [
     "sample_weights",
     "save_checkpoint",
     "seed_everything",
+    "table",
     "use_profile",
 ]

@@ -34,7 +34,6 @@ model of the stay time in units of 3 s, ``{"stay_time": 3 * prediction["stay_u"]
 
 from __future__ import annotations
 
-import html
 import math
 from dataclasses import dataclass, fields
 from typing import Iterable, Iterator, Mapping, Sequence
@@ -47,6 +46,7 @@ from torch import Tensor
 
 from .data.batch import Batch
 from .data.truth import TruthSpec
+from .tables import Table
 
 __all__ = ["Anchor", "AnchorTable", "anchor_table", "gap_closed", "gap_closed_by_run"]
 
@@ -113,29 +113,17 @@ class AnchorTable:
         ]
         return header, body
 
-    def __str__(self) -> str:
+    def _table(self) -> Table:
         header, body = self._cells()
-        widths = [max(len(r[k]) for r in (header, *body)) for k in range(len(header))]
-        line = lambda cells: "  ".join(  # noqa: E731 (text left, numbers right)
-            c.ljust(w) if k < 2 else c.rjust(w)
-            for k, (c, w) in enumerate(zip(cells, widths))
-        )
-        return "\n".join(line(r) for r in (header, *body))
+        return Table(tuple(header), tuple(map(tuple, body)), left=2)
+
+    def __str__(self) -> str:
+        return str(self._table())
 
     __repr__ = __str__  # a notebook's plain-text view: the table, at 4 decimals
 
     def _repr_html_(self) -> str:
-        header, body = self._cells()
-        align = lambda k: "left" if k < 2 else "right"  # noqa: E731
-        cell = lambda tag, k, c: (  # noqa: E731
-            f'<{tag} style="text-align:{align(k)}">{html.escape(c)}</{tag}>'
-        )
-        head = "".join(cell("th", k, c) for k, c in enumerate(header))
-        rows = "".join(
-            "<tr>" + "".join(cell("td", k, c) for k, c in enumerate(r)) + "</tr>"
-            for r in body
-        )
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+        return self._table()._repr_html_()
 
 
 def anchor_table(

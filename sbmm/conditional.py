@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .data.batch import Batch
-from .objectives import Objective, Tower, ancestors, labelled_rows
+from .objectives import Objective, Tower, ancestors, declared, labelled_rows
 
 __all__ = ["chain_of", "entire_space_logit", "entire_space_inputs"]
 
@@ -27,9 +27,7 @@ __all__ = ["chain_of", "entire_space_logit", "entire_space_inputs"]
 def _chain(objective: Objective, towers: tuple[Tower, ...]) -> tuple[Objective, ...]:
     """What `objective` is given, and what that is given, up the chain; resolved once
     per model's towers (declarations are frozen), not at every step."""
-    return tuple(
-        ancestors(objective, {o.name: o for t in towers for o in t.objectives})
-    )
+    return tuple(ancestors(objective, declared(towers)))
 
 
 def chain_of(objective: Objective, towers: Sequence[Tower]) -> tuple[Objective, ...]:

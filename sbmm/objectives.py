@@ -17,6 +17,7 @@ decided in one place, `admitted`: the samples whose `mask` label is 1
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from typing import Literal, Mapping, Sequence
 
@@ -31,6 +32,7 @@ __all__ = [
     "Objective",
     "Tower",
     "admitted",
+    "declared",
     "labelled_rows",
     "ancestors",
     "check_towers",
@@ -225,6 +227,13 @@ def admitted(objective: Objective, labels: Mapping[str, Tensor]) -> Tensor | Non
     return labels[objective.mask] > 0
 
 
+@functools.lru_cache(maxsize=None)
+def declared(towers: tuple[Tower, ...]) -> dict[str, Objective]:
+    """{name: objective} over `towers`, built once per set of towers (declarations
+    are frozen; read it, do not change it)."""
+    return {o.name: o for t in towers for o in t.objectives}
+
+
 def labelled_rows(
     objective: Objective, labels: Mapping[str, Tensor], towers: Sequence[Tower] = ()
 ) -> Tensor | None:
@@ -234,7 +243,7 @@ def labelled_rows(
     conditional prediction is scored, only where every label along its chain is 1
     (`towers` declare the chain); an imputation objective's are those of the objective
     it imputes."""
-    by_name = {o.name: o for t in towers for o in t.objectives}
+    by_name = declared(tuple(towers))
     if objective.imputes is not None:
         if objective.imputes not in by_name:
             raise ValueError(

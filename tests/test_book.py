@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from sbmm.book.prose import stale
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -88,6 +90,27 @@ def built_book(tmp_path_factory) -> Path:
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     return out / "_build" / "html"
+
+
+@pytest.mark.parametrize("path", notebooks(), ids=lambda p: p.name)
+def test_the_prose_quotes_every_number_as_the_stored_run_recorded_it(path):
+    """Numbers sit in the Markdown itself (sbmm.book.prose), so that JupyterLab shows
+    them too; each quote equals its glue record, which nbval checks against a run."""
+    nb = json.loads(path.read_text())
+    roles = [
+        i
+        for i, c in enumerate(nb["cells"])
+        if c["cell_type"] == "markdown" and "{glue" in "".join(c["source"])
+    ]
+    assert not roles, (
+        f"{path.name}: cells {roles} use a {{glue}} role, which JupyterLab shows raw; "
+        "quote the number as <!--glue:name-->value<!--/-->"
+    )
+    problems = stale(nb)
+    assert not problems, (
+        f"{path.name}: prose out of date (python -m sbmm.book.prose {path}): "
+        + "; ".join(problems)
+    )
 
 
 @pytest.mark.book

@@ -1,0 +1,58 @@
+import json
+
+import pytest
+
+from sbmm.book.prose import fill, main, records, stale
+
+
+def glued(name: str, plain: str) -> dict:
+    """A code cell output as myst-nb's `glue(name, value, display=False)` stores it."""
+    return {
+        "output_type": "display_data",
+        "data": {"application/papermill.record/text/plain": plain},
+        "metadata": {"scrapbook": {"name": name, "mime_prefix": ""}},
+    }
+
+
+def notebook(prose: str) -> dict:
+    code = {
+        "cell_type": "code",
+        "source": ["glue(...)"],
+        "outputs": [glued("share", "0.731"), glued("verdict", "'better'")],
+    }
+    text = {"cell_type": "markdown", "source": prose.splitlines(keepends=True)}
+    return {"cells": [code, text]}
+
+
+def test_records_are_the_values_as_the_glue_text_role_shows_them():
+    assert records(notebook("")) == {"share": "0.731", "verdict": "better"}
+    odd = {"cells": [{"cell_type": "code", "outputs": [glued("ab", "'a_b <c>'")]}]}
+    assert records(odd) == {"ab": r"a\_b \<c\>"}  # Markdown reads them back as typed
+
+
+def test_fill_rewrites_stale_quotes_and_leaves_the_prose_around_them():
+    nb = notebook(
+        "The model closes <!--glue:share-->0.5<!--/--> of the gap,\n"
+        "<!--glue:verdict-->worse<!--/--> than <!--glue:share-->0.731<!--/-->.\n"
+    )
+    assert len(stale(nb)) == 2 and "quotes '0.5', not '0.731'" in stale(nb)[0]
+    assert fill(nb) == 2 and stale(nb) == []
+    assert "".join(nb["cells"][1]["source"]) == (
+        "The model closes <!--glue:share-->0.731<!--/--> of the gap,\n"
+        "<!--glue:verdict-->better<!--/--> than <!--glue:share-->0.731<!--/-->.\n"
+    )
+
+
+def test_a_quote_without_a_record_is_named():
+    nb = notebook("a <!--glue:shares-->0.7<!--/--> typo")
+    assert stale(nb) == ["cell 1: 'shares' has no glue record"]
+    with pytest.raises(KeyError, match="'shares'"):
+        fill(nb)
+
+
+def test_the_command_line_checks_and_fills(tmp_path, capsys):
+    path = tmp_path / "chapter.ipynb"
+    path.write_text(json.dumps(notebook("<!--glue:share-->0<!--/-->")))
+    assert main(["--check", str(path)]) == 1
+    assert main([str(path)]) == 0 and main(["--check", str(path)]) == 0
+    assert "<!--glue:share-->0.731<!--/-->" in path.read_text()
