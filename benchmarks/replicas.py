@@ -4,10 +4,14 @@ The feed model of the default profile: a FeedSimulator log of the default world 
 profile's size; SharedBottom 64-32-16 with the five objectives as the shared-bottom
 chapter declares them (times in units of about their mean, masked by their parent,
 weight 0.1; like masked by click; one hidden layer of 16 per tower). For each batch size
-and K, three runs in one process, each with its models' building: one `fit` (seed 0),
-K separate `fit`s (seeds 0..K-1), and `fit_replicas` with the K seeds. Best of
-`--repeats`, taken in turns, in wall-clock and in CPU (process) time.
-Printed: seconds, and the replicas' time over one fit's and over the K fits'.
+and K, four runs in one process, each with its models' building: one `fit` (seed 0),
+K separate `fit`s (seeds 0..K-1), `fit_replicas` with the K seeds, and the work floor:
+one `fit` taking the replicas' steps with their rows, K · batch rows a step (K times
+the batch for K times the epochs), which does the replicas' arithmetic in one model.
+Best of `--repeats`, taken in turns, in wall-clock and in CPU (process) time.
+Printed: seconds, the replicas' time over one fit's and over the K fits', and the
+floor's over one fit's: where the floor itself is far above one fit, the replicas are
+bound by arithmetic, and only more compute (threads, a GPU) brings them nearer one fit.
 
     python benchmarks/replicas.py [--replicas 1 4 16] [--batch-sizes 256 2048]
         [--epochs 2] [--repeats 3] [--threads 1] [--json out.json]
@@ -79,8 +83,8 @@ def timed(run: Callable[[], object]) -> tuple[float, float]:
 def measure(
     train: sbmm.Batch, features, k: int, batch_size: int, epochs: int, repeats: int
 ) -> dict[str, tuple[float, float]]:
-    """{run: (wall s, CPU s)}, best of `repeats`, for one fit, k fits and k replicas,
-    taken in turns so that a busy spell of a shared machine slows all three."""
+    """{run: (wall s, CPU s)}, best of `repeats`, for one fit, k fits, k replicas and
+    the floor, taken in turns so that a busy spell of a shared machine slows all."""
     options = {
         "epochs": epochs,
         "batch_size": batch_size,
@@ -97,11 +101,14 @@ def measure(
             sbmm.fit(build(), train, seed=seed, **options)
 
     fit_replicas(build, train[:batch_size], seeds=range(k), **options)  # warm up vmap
+    floor = {**options, "batch_size": k * batch_size, "epochs": k * epochs}
     runs = {
         "one fit": lambda: fits([0]),
         "K fits": lambda: fits(range(k)),
         "replicas": lambda: fit_replicas(build, train, seeds=range(k), **options),
     }
+    if k * batch_size <= len(train):  # else a step of K · batch rows does not exist
+        runs["floor"] = lambda: sbmm.fit(build(), train, seed=0, **floor)
     times = [{name: timed(run) for name, run in runs.items()} for _ in range(repeats)]
     return {name: tuple(map(min, zip(*(t[name] for t in times)))) for name in runs}
 
@@ -136,6 +143,7 @@ def main() -> None:
     header = (
         f"{'batch':>6} {'K':>3}  {'1 fit s':>8} {'K fits s':>9} {'replicas s':>10}"
         f"  {'/ 1 fit':>8} {'/ K fits':>8}  {'CPU: / 1 fit':>12} {'/ K fits':>8}"
+        f"  {'floor / 1 fit':>13}"
     )
     print(header)
     print("-" * len(header))
@@ -143,11 +151,12 @@ def main() -> None:
     for batch_size in args.batch_sizes:
         for k in args.replicas:
             t = measure(train, features, k, batch_size, args.epochs, args.repeats)
-            (one, one_cpu), (many, many_cpu), (rep, rep_cpu) = t.values()
+            (one, one_cpu), (many, many_cpu), (rep, rep_cpu) = list(t.values())[:3]
+            floor = f"{t['floor'][0] / one:.2f}" if "floor" in t else "-"
             print(
                 f"{batch_size:>6} {k:>3}  {one:>8.2f} {many:>9.2f} {rep:>10.2f}"
                 f"  {rep / one:>8.2f} {rep / many:>8.2f}"
-                f"  {rep_cpu / one_cpu:>12.2f} {rep_cpu / many_cpu:>8.2f}"
+                f"  {rep_cpu / one_cpu:>12.2f} {rep_cpu / many_cpu:>8.2f}  {floor:>13}"
             )
             rows.append(
                 {

@@ -6,7 +6,7 @@ bottom → towers → {objective: prediction} → per-objective losses
 (masks, sample weights) → weighted total → optimiser.
 """
 
-from . import anchors, book, data, debias, diagnostics, plot, weighting
+from . import anchors, book, data, debias, diagnostics, fusion, plot, weighting
 from .anchors import AnchorTable, anchor_table, gap_closed, gap_closed_by_run
 from .book import (
     PROFILES,

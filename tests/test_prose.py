@@ -56,3 +56,12 @@ def test_the_command_line_checks_and_fills(tmp_path, capsys):
     assert main(["--check", str(path)]) == 1
     assert main([str(path)]) == 0 and main(["--check", str(path)]) == 0
     assert "<!--glue:share-->0.731<!--/-->" in path.read_text()
+
+
+def test_a_numpy_scalar_record_is_named_for_what_it_is():
+    nb = notebook("at <!--glue:rate-->np.float64(4.5)<!--/-->%")
+    nb["cells"][0]["outputs"].append(glued("rate", "np.float64(4.5)"))
+    assert stale(nb) == [
+        "cell 1: 'rate' records a NumPy scalar, 'np.float64(4.5)': glue float(...) "
+        "or int(...)"
+    ]

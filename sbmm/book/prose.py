@@ -31,6 +31,7 @@ __all__ = ["QUOTE", "fill", "records", "stale"]
 QUOTE = re.compile(r"<!--glue:(?P<name>[^>]+?)-->(?P<value>.*?)<!--/-->", re.S)
 RECORD = "application/papermill.record/text/plain"  # the mime type glue stores
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>$|])")
+NUMPY_SCALAR = re.compile(r"np\.\w+\(")  # "np.float64(4.5)": NumPy's repr
 
 
 def records(notebook: dict) -> dict[str, str]:
@@ -57,6 +58,11 @@ def stale(notebook: dict) -> list[str]:
             name, value = quote["name"], quote["value"]
             if name not in known:
                 problems.append(f"cell {k}: {name!r} has no glue record")
+            elif NUMPY_SCALAR.match(known[name]):
+                problems.append(
+                    f"cell {k}: {name!r} records a NumPy scalar, {known[name]!r}: "
+                    "glue float(...) or int(...)"
+                )
             elif value != known[name]:
                 record = known[name]
                 problems.append(f"cell {k}: {name!r} quotes {value!r}, not {record!r}")
