@@ -7,6 +7,7 @@ from .feed import (
     FeedData,
     FeedSimulator,
     Latent,
+    Requests,
     feed_features,
 )
 from .synthetic import CORRELATED_TASKS_TRUTH_SPECS, correlated_tasks, label_correlation
@@ -20,6 +21,7 @@ __all__ = [
     "FeedData",
     "FeedSimulator",
     "Latent",
+    "Requests",
     "TruthSpec",
     "correlated_tasks",
     "feed_features",

@@ -153,6 +153,7 @@ __all__ = [
     "FeedData",
     "FeedSimulator",
     "Latent",
+    "Requests",
     "feed_features",
 ]
 
@@ -168,6 +169,7 @@ ITEM_EFFECT_STD = 0.5
 GENUINE_STD = float(np.sqrt(1 + ITEM_EFFECT_STD**2))
 STAY_TIME_SCALE = 2.0  # seconds: the stay-time mean at appeal 0 and ε = 0
 SELECTION_STREAM = 0x5E1EC7  # the generator of u is seeded by (seed, this)
+REQUEST_STREAM = 0x4E0E57  # ranking requests are drawn by (seed, this, stream)
 FEED_TRUTH_SPECS = truth_specs(  # each label, its truth columns, and the label it needs
     TruthSpec("stay", "p_stay", "attainable_p_stay"),
     TruthSpec(
@@ -354,6 +356,39 @@ class FeedData:
         )
 
 
+@dataclass(frozen=True)
+class Requests:
+    """Ranking requests: `batch` holds R · C rows, request by request (rows r·C to
+    r·C + C − 1 are request r's candidates, all for one user), with features, truth
+    and labels as a log has them; C = `n_candidates`. `grid` turns a column of the
+    batch, or a prediction for it, into (R, C)."""
+
+    batch: Batch
+    n_candidates: int
+
+    def __len__(self) -> int:
+        """R, the number of requests."""
+        return len(self.batch) // self.n_candidates
+
+    def grid(self, column: Tensor | ArrayLike) -> np.ndarray:
+        """(R · C,) → (R, C) float64: one row per request, one column per candidate."""
+        values = torch.as_tensor(column).detach().double().cpu().numpy()
+        if values.shape != (len(self.batch),):
+            raise ValueError(
+                f"expected one value per candidate, shape ({len(self.batch)},), got "
+                f"{values.shape}"
+            )
+        return values.reshape(len(self), self.n_candidates)
+
+
+def _exposure(users: dict, items: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The probabilities with which an impression shows each user (active users scroll
+    more) and each item (the recommender favours popular items)."""
+    user_weight = np.exp(0.5 * users["activity"])
+    item_weight = np.exp(0.5 * items["popularity"])
+    return user_weight / user_weight.sum(), item_weight / item_weight.sum()
+
+
 def _check_seed(seed: int) -> None:
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
@@ -507,6 +542,44 @@ class FeedSimulator:
         users, items = self._users(rng), self._items(rng)
         return self._latent(users, items, u, i)
 
+    def requests(
+        self,
+        n_requests: int,
+        n_candidates: int = 50,
+        seed: int = 0,
+        stream: int = 0,
+    ) -> Requests:
+        """`n_requests` ranking requests in the world that `simulate(·, seed)` draws:
+        each a user (drawn as impressions draw them, by activity) and `n_candidates`
+        distinct items (drawn by popularity, as the feed shows them), every candidate
+        with its features, truth and labels as an impression has them. `stream`
+        draws other requests of the same world (validation 0, test 1, say)."""
+        for name, value, low in (
+            ("n_requests", n_requests, 1),
+            ("n_candidates", n_candidates, 2),
+            ("stream", stream, 0),
+        ):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        _check_seed(seed)
+        c = self.config
+        if n_candidates > c.n_items:
+            raise ValueError(
+                f"n_candidates must be at most n_items ({c.n_items}), "
+                f"got {n_candidates}"
+            )
+        world = np.random.default_rng(seed)
+        users, items = self._users(world), self._items(world)
+        rng = np.random.default_rng([seed, REQUEST_STREAM, stream])
+        user_weight, item_weight = _exposure(users, items)
+        who = rng.choice(c.n_users, n_requests, p=user_weight)  # (R,)
+        # C distinct items per request, drawn by weight: Gumbel top-C
+        keys = np.log(item_weight) + rng.gumbel(size=(n_requests, c.n_items))
+        shown = np.argpartition(-keys, n_candidates - 1, 1)[:, :n_candidates]  # (R, C)
+        selection = np.random.default_rng([seed, SELECTION_STREAM, stream])
+        u, i = np.repeat(who, n_candidates), shown.reshape(-1)  # (R·C,) each
+        return Requests(self._rows(rng, users, items, u, i, selection), n_candidates)
+
     def _users(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """The user table: attributes, activity, and the click and quality tastes
         (n_users, latent_dim)."""
@@ -652,11 +725,23 @@ class FeedSimulator:
         """Draw `n` impressions, their truth (noisy and attainable), and labels drawn
         from the noisy truth; u, the unobserved selection, from `selection`."""
         c = self.config
-        user_weight = np.exp(0.5 * users["activity"])  # active users scroll more
-        # the recommender favours popular items
-        item_weight = np.exp(0.5 * items["popularity"])
-        u = rng.choice(c.n_users, n, p=user_weight / user_weight.sum())  # (N,)
-        i = rng.choice(c.n_items, n, p=item_weight / item_weight.sum())  # (N,)
+        user_weight, item_weight = _exposure(users, items)
+        u = rng.choice(c.n_users, n, p=user_weight)  # (N,)
+        i = rng.choice(c.n_items, n, p=item_weight)  # (N,)
+        return self._rows(rng, users, items, u, i, selection)
+
+    def _rows(
+        self,
+        rng: np.random.Generator,
+        users: dict,
+        items: dict,
+        u: np.ndarray,
+        i: np.ndarray,
+        selection: np.random.Generator,
+    ) -> Batch:
+        """The impressions of users `u` (N,) and items `i` (N,): features, truth
+        (noisy and attainable), and labels drawn from the noisy truth."""
+        c, n = self.config, len(u)
         # (5, N): the unexplained part of each logit
         eps = c.noise * rng.standard_normal((5, n))
         if c.unobserved_selection > 0:

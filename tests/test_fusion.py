@@ -1,0 +1,145 @@
+import numpy as np
+import pytest
+from sklearn.metrics import ndcg_score, roc_auc_score
+
+from sbmm import fusion
+from sbmm.data import FeedSimulator
+from sbmm.fusion import (
+    UTILITY,
+    Utility,
+    gauc,
+    ndcg,
+    product,
+    rank_fusion,
+    truth_inputs,
+    weighted_sum,
+)
+
+# One request, three candidates: a clickbait card, a middling one, a quality one.
+CLICK = np.array([[0.30, 0.20, 0.10]])
+LIKE = np.array([[0.05, 0.30, 0.60]])
+P = {"click": CLICK, "like": LIKE}
+
+
+def order(scores: np.ndarray) -> list[int]:
+    """The candidates of the one request, best first."""
+    return np.argsort(-scores[0], kind="stable").tolist()
+
+
+def test_weighted_sum_moves_from_the_click_order_to_the_like_order():
+    assert order(weighted_sum(P, {"click": 1.0})) == [0, 1, 2]
+    assert order(weighted_sum(P, {"click": 1.0, "like": 1.0})) == [2, 1, 0]
+    assert weighted_sum(P, {"click": 2.0, "like": 1.0}) == pytest.approx(
+        np.array([[0.65, 0.70, 0.80]])
+    )
+
+
+def test_product_ranks_by_the_weighted_sum_of_logs():
+    # p_click · p_like: 0.015, 0.06, 0.06: the two last tie; click^2 · like breaks it
+    scores = product(P, {"click": 2.0, "like": 1.0})
+    assert scores == pytest.approx(2 * np.log(CLICK) + np.log(LIKE))
+    assert order(scores) == [1, 2, 0]
+    assert order(product(P, {"click": 1.0, "like": 0.1})) == [0, 1, 2]
+
+
+def test_rank_fusion_reads_only_each_objectives_order():
+    scores = rank_fusion(P, {"click": 2.0, "like": 1.0}, k=1.0)
+    # click ranks 1, 2, 3; like ranks 3, 2, 1
+    assert scores == pytest.approx(np.array([[2 / 2 + 1 / 4, 1.0, 2 / 4 + 1 / 2]]))
+    squashed = {"click": CLICK**3, "like": 10 * LIKE}  # same orders, other scales
+    assert rank_fusion(squashed, {"click": 2.0, "like": 1.0}, k=1.0) == pytest.approx(
+        scores
+    )
+
+
+@pytest.fixture(scope="module")
+def requests():
+    return FeedSimulator().requests(200, n_candidates=20, seed=0, stream=1)
+
+
+def test_the_expected_utility_of_the_true_inputs_is_the_true_ranking(requests):
+    truth = truth_inputs(requests)
+    gains = UTILITY.expected(truth)
+    assert gains.shape == (200, 20) and (gains > 0).all()
+    assert ndcg(UTILITY.expected(truth), gains, k=10) == pytest.approx(1.0)
+    assert ndcg(truth["click"], gains, k=10) < 0.99  # click alone is not the utility
+    other = Utility(play=0.0, like=0.0)  # another utility: another order
+    assert ndcg(other.expected(truth), gains, k=10) < 0.99
+    expected = (
+        truth["stay"] * truth["stay_time"]
+        + UTILITY.play * truth["click"] * truth["play_time"]
+        + UTILITY.like * truth["click"] * truth["like"]
+    )
+    assert gains == pytest.approx(expected)
+
+
+def test_ndcg_and_gauc_are_scikit_learns_per_request_metrics():
+    rng = np.random.default_rng(0)
+    gains, scores = rng.random((50, 8)), rng.normal(size=(50, 8))
+    assert ndcg(scores, gains, k=3) == pytest.approx(ndcg_score(gains, scores, k=3))
+    labels = (rng.random((50, 8)) < 0.3).astype(float)
+    labels[0] = 0  # a request without a positive is left out
+    scores[:, :2] = np.round(scores[:, :2])  # with ties
+    per_request = [roc_auc_score(y, s) for y, s in zip(labels, scores) if 0 < y.sum()]
+    assert gauc(scores, labels) == pytest.approx(np.mean(per_request))
+    assert np.isnan(gauc(scores, np.zeros_like(scores)))
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: weighted_sum(P, {"watch": 1.0}), r"no prediction for \['watch'\]"),
+        (
+            lambda: weighted_sum({**P, "like": LIKE[0]}, {"click": 1, "like": 1}),
+            "shape",
+        ),
+        (lambda: ndcg(CLICK, -LIKE), "gains must be >= 0"),
+        (lambda: ndcg(CLICK, LIKE[:, :2]), "must both be"),
+        (lambda: ndcg(CLICK * np.nan, LIKE), "finite"),
+        (lambda: gauc(CLICK, 2 * LIKE), "labels must be 0 or 1"),
+        (lambda: UTILITY.expected(P), "no prediction for"),
+    ],
+)
+def test_bad_input_is_refused_naming_it(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_requests_are_a_user_and_distinct_candidates_of_the_world(requests):
+    f = requests.batch.features
+    assert len(requests) == 200 and len(requests.batch) == 200 * 20
+    users = requests.grid(f["user_id"])
+    items = requests.grid(f["item_id"])
+    assert (users == users[:, :1]).all()  # one user per request
+    assert all(len(set(row)) == 20 for row in items)  # distinct candidates
+    # the same world as simulate(·, seed=0): the truth of each (user, item) pair
+    simulator = FeedSimulator()
+    latent = simulator.latent(users.ravel().astype(int), items.ravel().astype(int), 0)
+    attainable = latent.attainable(simulator.config.noise)
+    assert requests.grid(
+        requests.batch.truth["attainable_p_like_given_click"]
+    ).ravel() == pytest.approx(attainable["p_like_given_click"], rel=1e-5)
+    again = simulator.requests(200, n_candidates=20, seed=0, stream=1)
+    other = simulator.requests(200, n_candidates=20, seed=0, stream=2)
+    assert (again.grid(again.batch.features["item_id"]) == items).all()
+    assert (other.grid(other.batch.features["item_id"]) != items).any()
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"n_requests": 0}, "n_requests must be an integer >= 1"),
+        ({"n_requests": 5, "n_candidates": 1}, "n_candidates must be an integer >= 2"),
+        ({"n_requests": 5, "n_candidates": 500}, "at most n_items"),
+        ({"n_requests": 5, "stream": -1}, "stream must be an integer >= 0"),
+    ],
+)
+def test_bad_requests_are_refused(options, message):
+    with pytest.raises(ValueError, match=message):
+        FeedSimulator().requests(**options)
+
+
+def test_a_grid_needs_one_value_per_candidate(requests):
+    with pytest.raises(ValueError, match=r"one value per candidate"):
+        requests.grid(np.zeros(7))
+    assert fusion.INPUTS.keys() == truth_inputs(requests).keys()
