@@ -33,13 +33,15 @@ def test_records_are_the_values_as_the_glue_text_role_shows_them():
 def test_fill_rewrites_stale_quotes_and_leaves_the_prose_around_them():
     nb = notebook(
         "The model closes <!--glue:share-->0.5<!--/--> of the gap,\n"
-        "<!--glue:verdict-->worse<!--/--> than <!--glue:share-->0.731<!--/-->.\n"
+        "and is <!--glue:verdict-->worse<!--/--> than\n"
+        "that, <!--glue:share-->0.731<!--/-->.\n"
     )
     assert len(stale(nb)) == 2 and "quotes '0.5', not '0.731'" in stale(nb)[0]
     assert fill(nb) == 2 and stale(nb) == []
     assert "".join(nb["cells"][1]["source"]) == (
         "The model closes <!--glue:share-->0.731<!--/--> of the gap,\n"
-        "<!--glue:verdict-->better<!--/--> than <!--glue:share-->0.731<!--/-->.\n"
+        "and is <!--glue:verdict-->better<!--/--> than\n"
+        "that, <!--glue:share-->0.731<!--/-->.\n"
     )
 
 
@@ -52,7 +54,7 @@ def test_a_quote_without_a_record_is_named():
 
 def test_the_command_line_checks_and_fills(tmp_path, capsys):
     path = tmp_path / "chapter.ipynb"
-    path.write_text(json.dumps(notebook("<!--glue:share-->0<!--/-->")))
+    path.write_text(json.dumps(notebook("share <!--glue:share-->0<!--/-->")))
     assert main(["--check", str(path)]) == 1
     assert main([str(path)]) == 0 and main(["--check", str(path)]) == 0
     assert "<!--glue:share-->0.731<!--/-->" in path.read_text()
@@ -65,3 +67,30 @@ def test_a_numpy_scalar_record_is_named_for_what_it_is():
         "cell 1: 'rate' records a NumPy scalar, 'np.float64(4.5)': glue float(...) "
         "or int(...)"
     ]
+
+
+def test_no_line_starts_with_a_quote_which_markdown_would_read_as_raw_html():
+    nb = notebook(
+        "The model closes\n<!--glue:share-->0<!--/--> of the $x$ gap,\n"
+        "- a list item\n  <!--glue:verdict-->0<!--/--> *here*\n"
+    )
+    problems = stale(nb)
+    assert sum("a line starts with a quote" in p for p in problems) == 2
+    fill(nb)
+    assert "".join(nb["cells"][1]["source"]) == (
+        "The model\ncloses <!--glue:share-->0.731<!--/--> of the $x$ gap,\n"
+        "- a list\n  item <!--glue:verdict-->better<!--/--> *here*\n"
+    )
+    assert stale(nb) == []
+    with pytest.raises(ValueError, match="a paragraph starts with a quote"):
+        fill(notebook("\n<!--glue:share-->0<!--/--> starts it"))
+
+
+def test_a_quote_after_a_quote_joins_the_lines():
+    nb = notebook(
+        "it is\n<!--glue:verdict-->0<!--/-->:\n<!--glue:share-->0<!--/--> here"
+    )
+    fill(nb)
+    assert "".join(nb["cells"][1]["source"]) == (
+        "it\nis <!--glue:verdict-->better<!--/-->: <!--glue:share-->0.731<!--/--> here"
+    )

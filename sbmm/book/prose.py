@@ -11,7 +11,9 @@ run. The Markdown quotes it between two HTML comments, which every renderer hide
 `fill` rewrites each quoted value from the notebook's records, after the chapter is
 re-executed (`make notebooks` does it); `stale` lists the quotes that differ from
 their records, for the book's tests. A value is written as myst-nb's `{glue:text}`
-role would render it.
+role would render it. A quote never starts a line: Markdown reads a line that starts
+with "<!--" as raw HTML, with no math, emphasis or roles, so `fill` moves the last word
+of the line before onto it.
 
     python -m sbmm.book.prose book/*.ipynb           # fill every chapter's prose
     python -m sbmm.book.prose --check book/*.ipynb   # exit 1 if any quote is stale
@@ -32,6 +34,7 @@ QUOTE = re.compile(r"<!--glue:(?P<name>[^>]+?)-->(?P<value>.*?)<!--/-->", re.S)
 RECORD = "application/papermill.record/text/plain"  # the mime type glue stores
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>$|])")
 NUMPY_SCALAR = re.compile(r"np\.\w+\(")  # "np.float64(4.5)": NumPy's repr
+HTML_LINE = re.compile(r" {0,3}<!--")  # a line Markdown reads as a raw HTML block
 
 
 def records(notebook: dict) -> dict[str, str]:
@@ -54,6 +57,9 @@ def stale(notebook: dict) -> list[str]:
     for k, cell in enumerate(notebook["cells"]):
         if cell["cell_type"] != "markdown":
             continue
+        for line in _joined(cell["source"]).split("\n"):
+            if HTML_LINE.match(line) and QUOTE.search(line):
+                problems.append(f"cell {k}: a line starts with a quote: {line[:40]!r}")
         for quote in QUOTE.finditer(_joined(cell["source"])):
             name, value = quote["name"], quote["value"]
             if name not in known:
@@ -85,9 +91,30 @@ def fill(notebook: dict) -> int:
 
     for cell in notebook["cells"]:
         if cell["cell_type"] == "markdown":
-            text = QUOTE.sub(quoted, _joined(cell["source"]))
+            text = _no_line_starts_with_a_quote(
+                QUOTE.sub(quoted, _joined(cell["source"]))
+            )
             cell["source"] = text.splitlines(keepends=True)
     return changed
+
+
+def _no_line_starts_with_a_quote(text: str) -> str:
+    """`text` with the last word of the line before moved onto each line that starts
+    with a quote (the two lines joined, if that word is the line's only one or is a
+    quote itself). ValueError for a quote that starts a paragraph: rephrase it."""
+    lines: list[str] = []
+    for line in text.split("\n"):
+        if HTML_LINE.match(line) and QUOTE.search(line):
+            if not (lines and lines[-1].strip()):
+                raise ValueError(f"a paragraph starts with a quote: {line[:60]!r}")
+            head, _, word = lines[-1].rstrip().rpartition(" ")
+            indent = line[: len(line) - len(line.lstrip())]
+            if head.strip() and not word.startswith("<!--"):
+                lines[-1], line = head, f"{indent}{word} {line.lstrip()}"
+            else:  # one word, or a quote, before: join the lines
+                line = f"{lines.pop().rstrip()} {line.lstrip()}"
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def _as_text(plain: str) -> str:
