@@ -75,7 +75,7 @@ def test_no_line_starts_with_a_quote_which_markdown_would_read_as_raw_html():
         "- a list item\n  <!--glue:verdict-->0<!--/--> *here*\n"
     )
     problems = stale(nb)
-    assert sum("a line starts with a quote" in p for p in problems) == 2
+    assert sum("a quote in html_block" in p for p in problems) == 2
     fill(nb)
     assert "".join(nb["cells"][1]["source"]) == (
         "The model\ncloses <!--glue:share-->0.731<!--/--> of the $x$ gap,\n"
@@ -94,3 +94,13 @@ def test_a_quote_after_a_quote_joins_the_lines():
     assert "".join(nb["cells"][1]["source"]) == (
         "it\nis <!--glue:verdict-->better<!--/-->: <!--glue:share-->0.731<!--/--> here"
     )
+
+
+def test_a_quote_in_math_or_code_is_reported_but_not_in_a_directive():
+    nb = notebook(
+        "$$\nU = <!--glue:share-->0<!--/--> x\n$$\n\n"
+        "`<!--glue:share-->0<!--/-->`\n\n"
+        "```{dropdown} Hint\nabout <!--glue:share-->0<!--/--> of it\n```\n"
+    )
+    kinds = [p.split(": ")[1] for p in stale(nb) if "a quote in" in p]
+    assert kinds == ["a quote in math_block", "a quote in code_inline"]

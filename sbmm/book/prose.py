@@ -13,7 +13,8 @@ re-executed (`make notebooks` does it); `stale` lists the quotes that differ fro
 their records, for the book's tests. A value is written as myst-nb's `{glue:text}`
 role would render it. A quote never starts a line: Markdown reads a line that starts
 with "<!--" as raw HTML, with no math, emphasis or roles, so `fill` moves the last word
-of the line before onto it.
+of the line before onto it. Nor does it sit in math or code, where it would show as
+text: `stale` reports both.
 
     python -m sbmm.book.prose book/*.ipynb           # fill every chapter's prose
     python -m sbmm.book.prose --check book/*.ipynb   # exit 1 if any quote is stale
@@ -28,6 +29,9 @@ import re
 import sys
 from pathlib import Path
 
+from markdown_it import MarkdownIt
+from mdit_py_plugins.dollarmath import dollarmath_plugin
+
 __all__ = ["QUOTE", "fill", "records", "stale"]
 
 QUOTE = re.compile(r"<!--glue:(?P<name>[^>]+?)-->(?P<value>.*?)<!--/-->", re.S)
@@ -35,6 +39,17 @@ RECORD = "application/papermill.record/text/plain"  # the mime type glue stores
 MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>$|])")
 NUMPY_SCALAR = re.compile(r"np\.\w+\(")  # "np.float64(4.5)": NumPy's repr
 HTML_LINE = re.compile(r" {0,3}<!--")  # a line Markdown reads as a raw HTML block
+# Where a quote would show as text: raw HTML blocks, math (TeX), code (but not a MyST
+# directive's body, which is Markdown).
+UNREAD = {
+    "html_block",
+    "math_inline",
+    "math_block",
+    "code_inline",
+    "code_block",
+    "fence",
+}
+MARKDOWN = MarkdownIt("commonmark").use(dollarmath_plugin)
 
 
 def records(notebook: dict) -> dict[str, str]:
@@ -57,9 +72,11 @@ def stale(notebook: dict) -> list[str]:
     for k, cell in enumerate(notebook["cells"]):
         if cell["cell_type"] != "markdown":
             continue
-        for line in _joined(cell["source"]).split("\n"):
-            if HTML_LINE.match(line) and QUOTE.search(line):
-                problems.append(f"cell {k}: a line starts with a quote: {line[:40]!r}")
+        for token in _tokens(_joined(cell["source"])):
+            directive = token.type == "fence" and token.info.startswith("{")
+            if token.type in UNREAD and not directive and QUOTE.search(token.content):
+                where = token.content.strip()[:40]
+                problems.append(f"cell {k}: a quote in {token.type}: {where!r}")
         for quote in QUOTE.finditer(_joined(cell["source"])):
             name, value = quote["name"], quote["value"]
             if name not in known:
@@ -115,6 +132,14 @@ def _no_line_starts_with_a_quote(text: str) -> str:
                 line = f"{lines.pop().rstrip()} {line.lstrip()}"
         lines.append(line)
     return "\n".join(lines)
+
+
+def _tokens(markdown: str):
+    """Every token of `markdown`, as MyST's parser (markdown-it, with dollar math) reads
+    it, inline ones included."""
+    for token in MARKDOWN.parse(markdown):
+        yield token
+        yield from token.children or ()
 
 
 def _as_text(plain: str) -> str:
