@@ -53,12 +53,13 @@ class Comparison:
         """The number of seeds (paired scores)."""
         return len(self.differences)
 
-    def format(self, decimals: int = 4) -> str:
+    def format(self, decimals: int = 4, label: str = "") -> str:
         """The summary with every number shown to `decimals` decimal places,
-        e.g. "A − B = +0.0123 (95% CI +0.0081 to +0.0165, 10 seeds): better"; the
-        part in brackets goes on a second, indented line if one line would pass 88
-        columns."""
+        e.g. "A − B = +0.0123 (95% CI +0.0081 to +0.0165, 10 seeds): better", after
+        "`label`: " if one is given; the part in brackets goes on a second, indented
+        line if one line would pass 88 columns."""
         head = f"{self.names[0]} − {self.names[1]} = {self.mean:+.{decimals}f}"
+        head = f"{label}: {head}" if label else head
         tail = f"({self._interval_text(decimals)}, {self.n} seeds): {self.verdict}"
         if len(head) + 1 + len(tail) <= WIDTH:
             return f"{head} {tail}"

@@ -195,6 +195,11 @@ def test_a_summary_longer_than_the_column_breaks_before_the_interval():
     head, tail = long.format().split("\n")
     assert head == f"{names[0]} − {names[1]} = {long.mean:+.4f}"
     assert tail.startswith("    (95% CI ") and tail.endswith("3 seeds): better")
+    labelled = short.format(2, label="click, rho = +0.7, equal tower weights")
+    assert labelled.startswith(
+        "click, rho = +0.7, equal tower weights: MMoE − SB = +0.30"
+    )
+    assert all(len(line) <= 88 for line in labelled.split("\n"))
 
 
 def test_mean_interval_is_the_interval_compare_puts_around_a_mean():
