@@ -31,6 +31,10 @@ summary="$results/summary.txt"
 "$python" benchmarks/feed_throughput.py "${bench_args[@]}" --json "$results/feed_throughput.json" | tee -a "$summary"
 "$python" benchmarks/throughput.py | tee -a "$summary"
 "$python" benchmarks/gpu_sync.py | tee -a "$summary"
+# Many seeds at once: 1, 4 and 16 replicas against as many fits, on the GPU (issue 12's target).
+replica_device=$("$python" -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")
+"$python" benchmarks/replicas.py --device "$replica_device" --batch-sizes 256 1024 \
+  --json "$results/replicas.json" | tee -a "$summary"
 for nb in $("$python" - <<'PY'
 import os, pathlib, re
 toc = open("_toc.yml").read()

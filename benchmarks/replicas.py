@@ -14,7 +14,7 @@ floor's over one fit's: where the floor itself is far above one fit, the replica
 bound by arithmetic, and only more compute (threads, a GPU) brings them nearer one fit.
 
     python benchmarks/replicas.py [--replicas 1 4 16] [--batch-sizes 256 2048]
-        [--epochs 2] [--repeats 3] [--threads 1] [--json out.json]
+        [--epochs 2] [--repeats 3] [--threads 1] [--device cpu] [--json out.json]
 """
 
 from __future__ import annotations
@@ -81,14 +81,20 @@ def timed(run: Callable[[], object]) -> tuple[float, float]:
 
 
 def measure(
-    train: sbmm.Batch, features, k: int, batch_size: int, epochs: int, repeats: int
+    train: sbmm.Batch,
+    features,
+    k: int,
+    batch_size: int,
+    epochs: int,
+    repeats: int,
+    device: str,
 ) -> dict[str, tuple[float, float]]:
     """{run: (wall s, CPU s)}, best of `repeats`, for one fit, k fits, k replicas and
     the floor, taken in turns so that a busy spell of a shared machine slows all."""
     options = {
         "epochs": epochs,
         "batch_size": batch_size,
-        "device": "cpu",
+        "device": device,
         "progress": False,
     }
 
@@ -130,12 +136,15 @@ def main() -> None:
         "--repeats", type=int, default=3, help="timed runs; the best counts"
     )
     parser.add_argument("--threads", type=int, default=1, help="PyTorch CPU threads")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     train, features = feed_log(args.samples)
     cpu = platform.processor() or platform.machine()
     name = f"{cpu} CPU, {torch.get_num_threads()} thread(s)"
+    if args.device != "cpu":
+        name = torch.cuda.get_device_name(torch.device(args.device))
     print(
         f"torch {torch.__version__} on {name}; {len(train):,} training rows, "
         f"{args.epochs} epoch(s) per run, best of {args.repeats}"
@@ -150,7 +159,9 @@ def main() -> None:
     rows = []
     for batch_size in args.batch_sizes:
         for k in args.replicas:
-            t = measure(train, features, k, batch_size, args.epochs, args.repeats)
+            t = measure(
+                train, features, k, batch_size, args.epochs, args.repeats, args.device
+            )
             (one, one_cpu), (many, many_cpu), (rep, rep_cpu) = list(t.values())[:3]
             floor = f"{t['floor'][0] / one:.2f}" if "floor" in t else "-"
             print(

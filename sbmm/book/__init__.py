@@ -1,5 +1,6 @@
 """What the book needs and a library user does not: the claims its prose makes, the
-profiles that size its experiments, and the seed article's model, kept as published."""
+profiles that size its experiments, its figure style (`figures`), the numbers written
+into its prose (`prose`), and the seed article's model, kept as published."""
 
 from .article import SharedBottomMultiTaskModel, as_shared_bottom, train_seed
 from .claims import check

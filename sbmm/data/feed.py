@@ -16,6 +16,12 @@ Use::
     model = sbmm.SharedBottom(data.feature_specs, towers)
     sbmm.fit(model, data.train, data.valid)
 
+and, to judge a ranking, requests of the same world: a user and the candidates a feed
+would rank for them, each with its truth (the fusion chapter, `sbmm.fusion`)::
+
+    requests = FeedSimulator().requests(1_000, n_candidates=50, seed=0, stream=1)
+    requests.grid(requests.batch.truth["attainable_p_click"])   # (1000, 50)
+
 How the world is made (all of it drawn from `seed`):
 
 - Users have a demographic group (age bucket × gender), a city tier, an activity level
