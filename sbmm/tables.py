@@ -13,6 +13,7 @@ gives the same table as text. The layout is tabulate's.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping
 from dataclasses import dataclass
 from numbers import Integral, Real
@@ -40,11 +41,11 @@ class Table:
     __repr__ = __str__  # a notebook's plain-text view
 
     def _repr_html_(self) -> str:
-        html = self._tabulate("html")
+        table = self._tabulate("html")
         if not self.title:
-            return html
-        caption = f"<caption>{_escape(self.title)}</caption>"
-        return html.replace("<table>", f"<table>\n{caption}", 1)
+            return table
+        caption = f"<caption>{html.escape(self.title, quote=False)}</caption>"
+        return table.replace("<table>", f"<table>\n{caption}", 1)
 
     def _tabulate(self, style: str) -> str:
         """The rows under the header in tabulate's `style`: labels left, cells right."""
@@ -98,7 +99,3 @@ def _cell(value: Any, decimals: int) -> str:
     if isinstance(value, Integral):
         return f"{value:,}"
     return f"{value:.{decimals}f}"
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

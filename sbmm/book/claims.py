@@ -19,10 +19,11 @@ import os
 import textwrap
 import warnings
 
+from ..compare import WIDTH  # the book's column, in characters
+
 __all__ = ["check", "ClaimWarning", "STRICT_ENV"]
 
 STRICT_ENV = "SBMM_STRICT_CLAIMS"  # "1": a claim that does not hold raises
-WIDTH = 88  # columns a printed claim is wrapped to: the book's code column
 
 
 class ClaimWarning(UserWarning):
