@@ -17,7 +17,7 @@ from .book import (
     use_profile,
 )
 from .compare import Comparison, compare, mean_interval
-from .data import Batch, TruthSpec
+from .data import Batch, CensusIncome, Schema, TableEncoder, TruthSpec, load_census
 from .inputs import Categorical, Dense, InputLayer, MultiCategorical
 from .metrics import objective_metrics
 from .models import MMoE, OMoE, PLE, MultiTaskModel, SharedBottom, SingleTask
@@ -33,6 +33,7 @@ from .sample_weights import SampleWeight
 from .runtime import default_device, seed_everything
 from .tables import Table, table
 from .train import (
+    EarlyStopping,
     History,
     Replicas,
     evaluate,
@@ -40,6 +41,7 @@ from .train import (
     fit_replicas,
     load_checkpoint,
     predict,
+    predict_joint,
     save_checkpoint,
 )
 
@@ -50,9 +52,11 @@ __all__ = [
     "gap_closed",
     "gap_closed_by_run",
     "Batch",
+    "CensusIncome",
     "Categorical",
     "Comparison",
     "Dense",
+    "EarlyStopping",
     "History",
     "InputLayer",
     "MultiCategorical",
@@ -66,10 +70,12 @@ __all__ = [
     "admitted",
     "Profile",
     "SampleWeight",
+    "Schema",
     "SharedBottom",
     "SharedBottomMultiTaskModel",
     "SingleTask",
     "Table",
+    "TableEncoder",
     "Tower",
     "check",
     "check_labels",
@@ -79,12 +85,14 @@ __all__ = [
     "evaluate",
     "fit",
     "fit_replicas",
+    "load_census",
     "load_checkpoint",
     "multitask_loss",
     "objective_loss",
     "objective_losses",
     "objective_metrics",
     "predict",
+    "predict_joint",
     "profile",
     "sample_weights",
     "save_checkpoint",

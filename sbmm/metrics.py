@@ -21,7 +21,7 @@ from torch import Tensor
 
 from .objectives import Objective, Tower, labelled_rows
 
-__all__ = ["objective_metrics", "truth_auc", "excess_log_loss"]
+__all__ = ["excess_log_loss", "objective_metrics", "scores", "truth_auc"]
 
 
 def objective_metrics(
@@ -49,6 +49,13 @@ def objective_metrics(
     y = labels[objective.target]
     if keep is not None:
         prediction, y = prediction[keep], y[keep]
+    return scores(objective, prediction, y)
+
+
+def scores(objective: Objective, prediction: Tensor, y: Tensor) -> dict[str, float]:
+    """{"auc", "logloss", "n"} of (N,) logits against (N,) 0/1 labels for a binary
+    `objective`, {"rmse", "n"} of values against labels for a regression one; {"n": 0}
+    with no rows. A ValueError naming the objective when a prediction is not finite."""
     y = y.detach().double().cpu().numpy()
     p = prediction.detach().double().cpu()
     n = len(y)

@@ -1,6 +1,9 @@
-"""Data: the `Batch` table, the book's simulators, and how their truth scores labels."""
+"""Data: the `Batch` table, the way in from real tables (`Schema`, `TableEncoder`,
+loaders), the book's simulators, and how their truth scores labels."""
 
 from .batch import Batch
+from .census import CENSUS_SCHEMA, CensusIncome, load_census
+from .encoding import OOV, Schema, TableEncoder, split_frame
 from .feed import (
     FEED_TRUTH_SPECS,
     FeedConfig,
@@ -15,6 +18,13 @@ from .truth import TruthSpec, truth_specs
 
 __all__ = [
     "Batch",
+    "CENSUS_SCHEMA",
+    "CensusIncome",
+    "OOV",
+    "Schema",
+    "TableEncoder",
+    "load_census",
+    "split_frame",
     "CORRELATED_TASKS_TRUTH_SPECS",
     "FEED_TRUTH_SPECS",
     "FeedConfig",

@@ -6,14 +6,24 @@ from __future__ import annotations
 
 import os
 
+import torch
 from torch import nn
 
 from ..data.batch import Batch
 from ..losses import check_labels
 from ..models.base import MultiTaskModel
 from ..validation import is_count, is_number
+from .stopping import EarlyStopping
 
-__all__ = ["check_model", "check_data", "check_options", "progress_enabled"]
+__all__ = [
+    "adam",
+    "check_data",
+    "check_model",
+    "check_options",
+    "check_stopping",
+    "check_weight_decay",
+    "progress_enabled",
+]
 
 
 def check_model(model: nn.Module) -> MultiTaskModel:
@@ -69,3 +79,39 @@ def check_options(
         )
     if resume and checkpoint is None:
         raise ValueError("resume=True needs the checkpoint file to resume from")
+
+
+def check_stopping(
+    rule: EarlyStopping | None, keep_best: bool, valid, model: MultiTaskModel
+) -> EarlyStopping | None:
+    """The rule that chooses the epoch a run ends with: `rule`, or with `keep_best`
+    alone the validation total without stopping; None when the run keeps its last
+    epoch. Errors name the option."""
+    if rule is None:
+        return EarlyStopping(patience=None) if keep_best else None
+    if not isinstance(rule, EarlyStopping):
+        raise TypeError(
+            f"early_stopping must be an sbmm.EarlyStopping, got {type(rule).__name__}"
+        )
+    if valid is None:
+        raise ValueError("early_stopping needs validation data (valid) to watch")
+    rule.check(model.objectives)
+    return rule
+
+
+def check_weight_decay(weight_decay, optimizer) -> None:
+    if not (is_number(weight_decay) and weight_decay >= 0):
+        raise ValueError(f"weight_decay must be a number >= 0, got {weight_decay!r}")
+    if weight_decay and optimizer is not None:
+        raise ValueError(
+            "weight_decay is for the default optimiser; give it to your optimizer= "
+            "function instead"
+        )
+
+
+def adam(params, lr: float, weight_decay: float, **options) -> torch.optim.Optimizer:
+    """The default optimiser: Adam(lr), or AdamW(lr, weight_decay) when weight_decay
+    > 0 (decoupled weight decay)."""
+    if weight_decay:
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, **options)
+    return torch.optim.Adam(params, lr=lr, **options)

@@ -1,19 +1,28 @@
-"""Predicting and scoring a trained model: `predict`, `evaluate`, and the losses and
-metrics that validation during training records. Evaluation runs in large batches
-under `torch.inference_mode()`."""
+"""Predicting and scoring a trained model: `predict`, `predict_joint`, `evaluate`, and
+the losses and metrics that validation during training records. Evaluation runs in
+large batches under `torch.inference_mode()`."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..data.batch import Batch
+from ..conditional import chain_of, entire_space_inputs
 from ..losses import objective_losses
-from ..metrics import objective_metrics
+from ..metrics import objective_metrics, scores
 from ..models.base import MultiTaskModel
+from ..objectives import admitted
 from .checks import check_data, check_model
 
-__all__ = ["EVAL_BATCH_SIZE", "predict", "evaluate", "losses_and_metrics"]
+__all__ = [
+    "EVAL_BATCH_SIZE",
+    "evaluate",
+    "losses_and_metrics",
+    "predict",
+    "predict_joint",
+]
 
 EVAL_BATCH_SIZE = 65_536  # rows per forward pass when predicting and evaluating
 
@@ -28,6 +37,33 @@ def predict(
     model = check_model(model)
     data = check_data("data", data, model, labels=False)
     return _predict(model, data, batch_size)
+
+
+@torch.inference_mode()
+def predict_joint(
+    model: MultiTaskModel, data: Batch, batch_size: int = EVAL_BATCH_SIZE
+) -> dict[str, Tensor]:
+    """The model's predictions over the entire space, for ranking every row: a binary
+    objective's probability of it and of everything it is given, p(click ∧ like) =
+    p(click) · p(like | click) (its own probability when it is given nothing); a
+    regression objective's unconditional expectation, E[play] = p(click) ·
+    E[play | click]. {objective: (N,) or (N, dim)}, on the model's device; features
+    are checked first, as in `predict`."""
+    model = check_model(model)
+    data = check_data("data", data, model, labels=False)
+    predictions = _predict(model, data, batch_size)
+    out = {}
+    for o in model.objectives:
+        value = predictions[o.name]
+        log_p = sum(
+            (F.logsigmoid(predictions[p.name]) for p in chain_of(o, model.tower_specs)),
+            torch.zeros_like(value if value.dim() == 1 else value[:, 0]),
+        )  # (N,) log p(everything o is given)
+        if o.kind == "binary":
+            out[o.name] = torch.exp(log_p + F.logsigmoid(value))
+        else:
+            out[o.name] = value * torch.exp(log_p).view(-1, *[1] * (value.dim() - 1))
+    return out
 
 
 def _predict(model: MultiTaskModel, data: Batch, batch_size: int) -> dict[str, Tensor]:
@@ -53,18 +89,48 @@ def losses_and_metrics(
         o.name: objective_metrics(o, predictions[o.name], data.labels, towers)
         for o in model.objectives
     }
+    for o in model.objectives:
+        if o.given is not None and o.imputes is None:
+            joint, target = entire_space_inputs(o, predictions, towers, data)
+            metrics[o.name].update(
+                {f"joint_{k}": v for k, v in scores(o, joint, target).items()}
+            )
     return losses, metrics
 
 
 def evaluate(
     model: MultiTaskModel, data: Batch, batch_size: int = EVAL_BATCH_SIZE
 ) -> dict[str, dict[str, float]]:
-    """Per-objective metrics of `model` on `data`: {objective: {"auc", "logloss", "n"}
-    or {"rmse", "n"}, each with "loss", the objective's own (masked, weighted) loss over
-    the rows its loss admits (every row for an entire-space objective, whose metrics are
-    scored where its condition holds; see `sbmm.objectives.labelled_rows`). Features and
-    labels are checked first."""
+    """Per-objective metrics of `model` on `data`, each saying which rows it covers:
+
+    {objective: {"auc", "logloss", "n"} (binary) or {"rmse", "n"} (regression),
+                 "loss", "n_loss"}
+
+    - "auc", "logloss", "rmse" score the prediction where the objective's label is
+      read, "n" rows (`sbmm.objectives.labelled_rows`): a like given click, masked or
+      entire-space, on the clicked rows.
+    - "loss" is the objective's own (masked, weighted) training loss over "n_loss"
+      rows: the rows its loss admits, every row for an entire-space objective.
+    - an objective given another also gets "joint_auc", "joint_logloss", "joint_n"
+      (binary) or "joint_rmse", "joint_n" (regression): the joint prediction
+      (`predict_joint`) against the joint label (click · like) over every row, which
+      is what ranking by it serves.
+
+    Features and labels are checked first."""
     model = check_model(model)
     data = check_data("data", data, model)
     losses, metrics = losses_and_metrics(model, data, batch_size)
-    return {name: {**m, "loss": float(losses[name])} for name, m in metrics.items()}
+    return {
+        o.name: {
+            **metrics[o.name],
+            "loss": float(losses[o.name]),
+            "n_loss": _loss_rows(o, data),
+        }
+        for o in model.objectives
+    }
+
+
+def _loss_rows(objective, data: Batch) -> int:
+    """How many rows of `data` the objective's loss averages over."""
+    rows = admitted(objective, data.labels)
+    return len(data) if rows is None else int(rows.sum())

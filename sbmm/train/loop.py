@@ -27,9 +27,18 @@ from ..runtime import default_device, seed_everything
 from ..weighting import Static, Weighting
 from . import distributed
 from .checkpoint import copy_state, load_checkpoint, restore_run, save_checkpoint
-from .checks import check_data, check_model, check_options, progress_enabled
+from .checks import (
+    adam,
+    check_data,
+    check_model,
+    check_options,
+    check_stopping,
+    check_weight_decay,
+    progress_enabled,
+)
 from .evaluation import losses_and_metrics
 from .history import TOTAL, History
+from .stopping import EarlyStopping, Watch
 
 __all__ = ["StepCallback", "fit"]
 
@@ -60,12 +69,16 @@ def fit(
     checkpoint: str | os.PathLike | None = None,
     resume: bool = False,
     keep_best: bool = False,
+    early_stopping: EarlyStopping | None = None,
+    weight_decay: float = 0.0,
 ) -> History:
     """Train `model` on `train` with the loss its towers declare; return the `History`.
 
     epochs, batch_size: passes over the data, and samples per optimiser step (the last
                         step of an epoch takes the remainder).
     lr, optimizer:      Adam(lr) by default; or a function parameters → optimizer.
+    weight_decay:       > 0: AdamW(lr, weight_decay) instead, decoupled weight decay on
+                        every parameter (embeddings included); not with `optimizer`.
     seed:               seeds everything first (initial weights are the caller's: seed
                         before building the model for a fully reproducible run), then
                         the shuffling.
@@ -89,6 +102,15 @@ def fit(
     keep_best:          end with the weights of the epoch of lowest validation "total"
                         (early stopping without stopping: every epoch runs);
                         History.best_epoch says which. Needs `valid`.
+    early_stopping:     an `EarlyStopping` rule: the run watches its validation number
+                        (the total, or an objective's loss or metric), stops after
+                        `patience` epochs without improvement and ends with the best
+                        epoch's weights (so it implies keep_best, on that number).
+                        History.epochs says how many ran. Needs `valid`.
+
+    The objectives' losses are summed under their declared weights, not averaged:
+    with T objectives of weight 1 the gradient is T times a peer library's mean (declare
+    weights 1/T, or divide lr, to train as they do).
 
     Everything is checked before the first step, and errors name the data set and the
     feature or objective: train and valid (features present, of the declared dtype and
@@ -109,6 +131,8 @@ def fit(
     check_options(
         epochs, batch_size, lr, precision, keep_best, valid, resume, checkpoint
     )
+    rule = check_stopping(early_stopping, keep_best, valid, model)
+    check_weight_decay(weight_decay, optimizer)
     train = check_data("train", train, model)
     if valid is not None:
         valid = check_data("valid", valid, model)
@@ -137,9 +161,7 @@ def fit(
         valid = Batch(valid.features, valid.labels).to(device)
     weighting.bind(model)
     params = [*model.parameters(), *weighting.parameters()]
-    opt = (
-        optimizer(params) if optimizer is not None else torch.optim.Adam(params, lr=lr)
-    )
+    opt = optimizer(params) if optimizer is not None else adam(params, lr, weight_decay)
     names = [TOTAL, *(o.name for o in model.objectives)]
     history = History(
         {k: [] for k in names}, {k: [] for k in names} if valid is not None else {}
@@ -150,6 +172,7 @@ def fit(
         first_epoch, best_model = _restore(
             checkpoint, device, model, opt, weighting, history
         )
+    watch = Watch.replay(rule, history) if rule is not None else None
 
     net: nn.Module = model
     if context.active:
@@ -164,6 +187,8 @@ def fit(
 
     show = progress_enabled(progress) and context.is_main
     for epoch in tqdm(range(first_epoch, epochs), desc="epochs", disable=not show):
+        if watch is not None and watch.stop:
+            break
         before = copy_state(model)
         start = time.perf_counter()
         epoch_loss = _train_epoch(step, train, batch_size, names)
@@ -191,19 +216,14 @@ def fit(
             for name in names:
                 history.valid_loss[name].append(float(losses[name]))
             history.valid_metrics.append(metrics)
-            best = history.best_epoch
-            latest = history.valid_loss[TOTAL][-1]
-            if keep_best and (
-                best is None or latest < history.valid_loss[TOTAL][best - 1]
-            ):
-                history.best_epoch = epoch + 1
+            if watch is not None and watch.update(history):
                 best_model = copy_state(model)
         if checkpoint is not None and context.is_main:
             save_checkpoint(
                 checkpoint, model=model, optimizer=opt, weighting=weighting,
                 history=history, epoch=epoch + 1, best_model=best_model,
             )  # fmt: skip
-    if keep_best:
+    if watch is not None:
         model.load_state_dict(best_model)
     return history
 

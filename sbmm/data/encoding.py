@@ -1,0 +1,325 @@
+"""From a table to a `Batch`: a `Schema` says which columns are what, a `TableEncoder`
+fitted on the training split turns any split into tensors and declares the features.
+
+    frame (pandas DataFrame, or {column: array})
+      ─► TableEncoder(schema).fit(train_frame)       vocabularies, dense statistics
+      ─► .transform(frame) → Batch                    features + labels as tensors
+      ─► .features                                    [Categorical, Dense, ...] for a
+                                                      model's declaration
+
+Categorical and multi-valued columns get a vocabulary fitted on the training split,
+most frequent value first, with id 0 kept for values outside it (out of vocabulary:
+unseen in training, or seen fewer than `min_count` times). Dense columns are scaled
+with the training split's statistics only, so nothing about the validation or test
+rows leaks into the inputs. Every column is checked when it is read, and a bad one is
+refused with its name: a missing column, NaN in a categorical, a string in a dense
+column, a non-finite label.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..inputs import Categorical, Dense, Feature, MultiCategorical
+from .batch import Batch
+
+__all__ = ["OOV", "Schema", "TableEncoder", "split_frame"]
+
+OOV = 0  # the id of every value outside a column's vocabulary
+Scaling = Literal["standard", "minmax", "none"]
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Which columns of a table are what.
+
+    categorical:  one raw value per row (any hashable: a string, an int code).
+    dense:        real numbers.
+    multi_valued: a list, tuple or array of raw values per row (tags, a history).
+    labels:       what objectives train on: 0/1 for binary objectives, real numbers
+                  for regression.
+    """
+
+    categorical: tuple[str, ...] = ()
+    dense: tuple[str, ...] = ()
+    multi_valued: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        seen: dict[str, str] = {}
+        for role in ("categorical", "dense", "multi_valued", "labels"):
+            names = getattr(self, role)
+            if isinstance(names, str) or not isinstance(names, Sequence):
+                raise TypeError(
+                    f"Schema.{role} must be a sequence of column names, got {names!r}"
+                )
+            object.__setattr__(self, role, tuple(names))
+            for name in names:
+                if not isinstance(name, str) or not name:
+                    raise ValueError(f"Schema.{role}: {name!r} is not a column name")
+                if "." in name:
+                    raise ValueError(
+                        f"column {name!r}: a name must not contain '.' (PyTorch keys "
+                        "embedding tables by it); rename the column"
+                    )
+                if name in seen:
+                    raise ValueError(
+                        f"column {name!r} is both {seen[name]} and {role} in the schema"
+                    )
+                seen[name] = role
+        if not (self.categorical or self.dense or self.multi_valued):
+            raise ValueError("a schema needs at least one feature column")
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """The feature columns, in declaration order: categorical, dense,
+        multi-valued."""
+        return (*self.categorical, *self.dense, *self.multi_valued)
+
+
+@dataclass
+class TableEncoder:
+    """Turns tables into `Batch`es, with what it learned from the training split.
+
+    schema:    which columns are what.
+    dim:       embedding width of every categorical and multi-valued feature, or
+               {column: width} (columns not named get 8).
+    min_count: a value needs this many training rows to get its own id; rarer ones
+               share the out-of-vocabulary id 0, whose embedding then learns what an
+               unseen value looks like (with 1 it is never trained, so unseen values
+               at test time read its initial vector).
+    scaling:   dense columns as (x − mean) / std ("standard"), (x − min) / (max − min)
+               ("minmax"), or unchanged ("none"); statistics from the training split.
+    pooling:   how a multi-valued feature's embeddings combine ("mean" or "sum").
+
+    `fit(train)` learns the vocabularies and statistics and returns the encoder;
+    `transform(frame)` → Batch; `features` are the declarations for a model.
+    """
+
+    schema: Schema
+    dim: int | Mapping[str, int] = 8
+    min_count: int = 1
+    scaling: Scaling = "standard"
+    pooling: Literal["mean", "sum"] = "mean"
+    vocabularies: dict[str, pd.Index] = field(default_factory=dict, init=False)
+    statistics: dict[str, tuple[float, float]] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.schema, Schema):
+            raise TypeError(f"schema must be an sbmm Schema, got {self.schema!r}")
+        if not (isinstance(self.min_count, int) and self.min_count >= 1):
+            raise ValueError(
+                f"min_count must be an integer >= 1, got {self.min_count!r}"
+            )
+        if self.scaling not in ("standard", "minmax", "none"):
+            raise ValueError(
+                f"scaling must be 'standard', 'minmax' or 'none', got {self.scaling!r}"
+            )
+        if isinstance(self.dim, Mapping):
+            ids = {*self.schema.categorical, *self.schema.multi_valued}
+            unknown = sorted(set(self.dim) - ids)
+            if unknown:
+                raise ValueError(
+                    f"dim names {unknown}, which are not categorical or multi-valued "
+                    "columns of the schema"
+                )
+
+    def fit(self, frame: pd.DataFrame | Mapping[str, object]) -> TableEncoder:
+        """Learn each categorical and multi-valued column's vocabulary and each dense
+        column's statistics from `frame`, the training split. Returns the encoder."""
+        frame = _as_frame(frame)
+        if len(frame) == 0:
+            raise ValueError("the training table has no rows")
+        for name in self.schema.categorical:
+            self.vocabularies[name] = self._vocabulary(_categorical(frame, name))
+        for name in self.schema.multi_valued:
+            values = pd.Series(np.concatenate(_lists(frame, name)), dtype=object)
+            self.vocabularies[name] = self._vocabulary(values)
+        for name in self.schema.dense:
+            x = _numbers(frame, name, "dense column")
+            if self.scaling == "minmax":
+                low, high = float(x.min()), float(x.max())
+                self.statistics[name] = (low, high - low or 1.0)
+            elif self.scaling == "standard":
+                self.statistics[name] = (float(x.mean()), float(x.std()) or 1.0)
+            else:
+                self.statistics[name] = (0.0, 1.0)
+        return self
+
+    def transform(
+        self, frame: pd.DataFrame | Mapping[str, object], labels: bool = True
+    ) -> Batch:
+        """The rows of `frame` as a Batch: {column: (N,) int64 ids} for categorical,
+        (N,) float32 for dense (scaled), (N, L) int64 ids padded with -1 for
+        multi-valued features; labels (N,) float32 (skipped when `labels` is False,
+        for rows to predict on)."""
+        if not self.vocabularies and not self.statistics:
+            raise RuntimeError("the encoder is not fitted: call fit(train) first")
+        frame = _as_frame(frame)
+        features: dict[str, torch.Tensor] = {}
+        for name in self.schema.categorical:
+            ids = self._ids(name, _categorical(frame, name))
+            features[name] = torch.from_numpy(ids)  # (N,)
+        for name in self.schema.dense:
+            shift, scale = self.statistics[name]
+            x = (_numbers(frame, name, "dense column") - shift) / scale
+            features[name] = torch.from_numpy(x.astype(np.float32))  # (N,)
+        for name in self.schema.multi_valued:
+            features[name] = self._padded(name, _lists(frame, name))  # (N, L)
+        targets = {}
+        if labels:
+            for name in self.schema.labels:
+                y = _numbers(frame, name, "label column")
+                targets[name] = torch.from_numpy(y.astype(np.float32))  # (N,)
+        return Batch(features, targets)
+
+    def fit_transform(self, frame: pd.DataFrame | Mapping[str, object]) -> Batch:
+        """`fit(frame)`, then `transform(frame)`."""
+        return self.fit(frame).transform(frame)
+
+    @property
+    def features(self) -> list[Feature]:
+        """The feature declarations for a model, in the schema's order; a categorical
+        feature's vocabulary holds its fitted values and the out-of-vocabulary id."""
+        if not self.vocabularies and not self.statistics:
+            raise RuntimeError("the encoder is not fitted: call fit(train) first")
+        out: list[Feature] = []
+        for name in self.schema.categorical:
+            out.append(Categorical(name, self._size(name), self._dim(name)))
+        out += [Dense(name) for name in self.schema.dense]
+        for name in self.schema.multi_valued:
+            size, dim = self._size(name), self._dim(name)
+            out.append(MultiCategorical(name, size, dim, pooling=self.pooling))
+        return out
+
+    def _vocabulary(self, values: pd.Series) -> pd.Index:
+        """The values seen at least `min_count` times, most frequent first (ties in
+        order of first appearance); value i of it gets id i + 1."""
+        counts = values.value_counts(sort=False).sort_values(
+            ascending=False, kind="stable"
+        )
+        return pd.Index(counts.index[counts.to_numpy() >= self.min_count])
+
+    def _ids(self, name: str, values: pd.Series) -> np.ndarray:
+        return (
+            self.vocabularies[name].get_indexer(values).astype(np.int64) + 1
+        )  # -1 → 0
+
+    def _padded(self, name: str, lists: list[np.ndarray]) -> torch.Tensor:
+        """Each row's ids, left-aligned and padded with -1: (N, longest row or 1)."""
+        lengths = np.array([len(x) for x in lists], dtype=np.int64)
+        ids = np.full((len(lists), max(1, lengths.max(initial=0))), -1, np.int64)
+        keep = np.arange(ids.shape[1]) < lengths[:, None]  # (N, L), row-major order
+        flat = pd.Series(np.concatenate([*lists, np.array([], dtype=object)]))
+        ids[keep] = self._ids(name, flat.astype(object))
+        return torch.from_numpy(ids)
+
+    def _size(self, name: str) -> int:
+        return len(self.vocabularies[name]) + 1  # the vocabulary and the OOV id
+
+    def _dim(self, name: str) -> int:
+        return self.dim.get(name, 8) if isinstance(self.dim, Mapping) else self.dim
+
+
+def split_frame(
+    frame: pd.DataFrame, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
+) -> tuple[pd.DataFrame, ...]:
+    """Shuffle the rows with `seed` and cut them into consecutive parts of the given
+    fractions (positive, summing to 1; the last part takes the rounding remainder), so
+    that encoders can be fitted on the first part alone."""
+    if (
+        not fractions
+        or any(f <= 0 for f in fractions)
+        or abs(sum(fractions) - 1) > 1e-6
+    ):
+        raise ValueError(
+            f"split fractions must be positive and sum to 1, got {tuple(fractions)}"
+        )
+    n = len(frame)
+    order = np.random.default_rng(seed).permutation(n)
+    cuts = [round(n * sum(fractions[: i + 1])) for i in range(len(fractions) - 1)]
+    bounds = [0, *cuts, n]
+    return tuple(
+        frame.iloc[order[a:b]].reset_index(drop=True)
+        for a, b in itertools.pairwise(bounds)
+    )
+
+
+def _as_frame(frame: pd.DataFrame | Mapping[str, object]) -> pd.DataFrame:
+    if isinstance(frame, pd.DataFrame):
+        return frame
+    if isinstance(frame, Mapping):
+        return pd.DataFrame(
+            {k: list(v) if _is_ragged(v) else v for k, v in frame.items()}
+        )
+    raise TypeError(
+        f"a table must be a pandas DataFrame or a dict of columns, got "
+        f"{type(frame).__name__}"
+    )
+
+
+def _is_ragged(column: object) -> bool:
+    return isinstance(column, np.ndarray) and column.dtype == object
+
+
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    if name not in frame.columns:
+        raise ValueError(
+            f"column {name!r} is missing from the table (it has {list(frame.columns)})"
+        )
+    return frame[name]
+
+
+def _categorical(frame: pd.DataFrame, name: str) -> pd.Series:
+    values = _column(frame, name)
+    missing = values.isna()
+    if missing.any():
+        raise ValueError(
+            f"categorical column {name!r} holds {int(missing.sum())} missing values "
+            f"(NaN or None), the first in row {int(np.argmax(missing.to_numpy()))}; "
+            "fill them with a value of their own (e.g. 'unknown') if missing means "
+            "something"
+        )
+    return values
+
+
+def _numbers(frame: pd.DataFrame, name: str, what: str) -> np.ndarray:
+    """The column `name` as float64; a ValueError naming it for text, NaN or inf."""
+    values = _column(frame, name)
+    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(numbers)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise ValueError(
+            f"{what} {name!r} holds {int(bad.sum())} values that are not finite "
+            f"numbers, the first {values.iloc[row]!r} in row {row}"
+        )
+    return numbers
+
+
+def _lists(frame: pd.DataFrame, name: str) -> list[np.ndarray]:
+    """Each row's values of the multi-valued column `name`, as object arrays."""
+    out = []
+    for row, cell in enumerate(_column(frame, name)):
+        if isinstance(cell, (str, bytes)) or not isinstance(
+            cell, (list, tuple, np.ndarray)
+        ):
+            raise TypeError(
+                f"multi-valued column {name!r} must hold a list, tuple or array per "
+                f"row; row {row} holds {cell!r}"
+            )
+        values = np.asarray(cell, dtype=object).reshape(-1)
+        if pd.isna(values).any():
+            raise ValueError(
+                f"multi-valued column {name!r} holds a missing value (NaN or None) in "
+                f"row {row}"
+            )
+        out.append(values)
+    return out
