@@ -213,3 +213,108 @@ def test_a_relative_checkpoint_is_taken_from_the_config_folder(tmp_path):
     ignored = (ROOT / ".gitignore").read_text().splitlines()
     # configs/feed.toml checkpoints into configs/runs/, which git ignores
     assert Path(example["checkpoint"]).parts[0] == "runs" and "runs/" in ignored
+
+
+TABLE_CONFIG = """
+[data]
+{source}
+seed = 0
+categorical = ["city"]
+dense = ["price"]
+multi_valued = ["tags"]
+labels = ["click"]
+encoder = {{ dim = 4, min_count = 1 }}
+
+[model]
+architecture = "SharedBottom"
+options = {{ bottom = [8] }}
+
+[[towers]]
+name = "click"
+objectives = [{{ name = "click" }}]
+
+[train]
+epochs = 2
+early_stopping = {{ patience = 1, objective = "click", metric = "auc" }}
+"""
+
+
+CENSUS_CONFIG = """
+[data]
+dataset = "census"
+encoder = { dim = 4 }
+
+[model]
+architecture = "MMoE"
+
+[[towers]]
+name = "income"
+objectives = [{ name = "income" }]
+
+[[towers]]
+name = "never_married"
+objectives = [{ name = "never_married" }]
+"""
+
+
+def table(n: int, seed: int = 0):
+    import pandas as pd
+
+    g = torch.Generator().manual_seed(seed)
+    price = torch.rand(n, generator=g)
+    return pd.DataFrame(
+        {
+            "city": [f"c{int(i)}" for i in torch.randint(0, 5, (n,), generator=g)],
+            "price": price.numpy(),
+            "tags": ["a|b" if p > 0.5 else "" for p in price],  # "" is no tag
+            "click": (price > 0.3).float().numpy(),
+        }
+    )
+
+
+def test_a_csv_file_is_split_encoded_and_declared(tmp_path):
+    table(200).to_csv(tmp_path / "log.csv", index=False)
+    path = tmp_path / "run.toml"
+    path.write_text(TABLE_CONFIG.format(source='file = "log.csv"'))
+    run = load_run(path)
+    assert (len(run.train), len(run.valid), len(run.test)) == (160, 20, 20)
+    names = [f.name for f in run.model.inputs.features]
+    assert names == ["city", "price", "tags"]
+    assert run.model.inputs.features[0].vocab_size == 6  # five cities and the OOV id
+    assert run.train.features["tags"].shape[1] == 2  # "a|b" split on the separator
+    assert run.fit_options["early_stopping"].metric == "auc"
+    history = sbmm.fit(run.model, run.train, run.valid, progress=False,
+                       **run.fit_options)  # fmt: skip
+    assert history.epochs >= 1
+
+
+def test_parquet_files_per_split_and_the_census_dataset(tmp_path):
+    for split, seed in (("train", 0), ("valid", 1), ("test", 2)):
+        table(50, seed).to_parquet(tmp_path / f"{split}.parquet")
+    source = 'train = "train.parquet"\nvalid = "valid.parquet"\ntest = "test.parquet"'
+    path = tmp_path / "run.toml"
+    path.write_text(TABLE_CONFIG.format(source=source))
+    run = load_run(path)
+    assert (len(run.train), len(run.valid), len(run.test)) == (50, 50, 50)
+    path.write_text(CENSUS_CONFIG)
+    run = load_run(path)
+    assert len(run.model.inputs.features) == 39
+    assert set(run.train.labels) == {"income", "never_married"}
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ('file = "log.csv"\nsimulator = "feed"', "exactly one source"),
+        ('file = "log.txt"', "log.txt: a table file must end in .csv or .parquet"),
+        ('file = "nothing.csv"', "nothing.csv: no such file"),
+        ('dataset = "imagenet"', "dataset must be one of census"),
+        ('train = "log.csv"', r"names a train file but not \['valid', 'test'\]"),
+    ],
+)
+def test_bad_table_sources_are_named(tmp_path, source, message):
+    table(20).to_csv(tmp_path / "log.csv", index=False)
+    path = tmp_path / "run.toml"
+    path.write_text(TABLE_CONFIG.format(source=source))
+    with pytest.raises(ValueError, match=message):
+        load_run(path)

@@ -1,7 +1,15 @@
 """A training run described by a TOML file, for `python -m sbmm.train` (no notebook).
 
-    [data]      simulator = "feed" | "correlated_tasks"; n; seed; knobs = {...}
-                (FeedSimulator knobs, or correlated_tasks' p, d, m, c, noise)
+    [data]      one of three sources, each split with `seed`:
+                - simulator = "feed" | "correlated_tasks"; n; seed; knobs = {...}
+                  (FeedSimulator knobs, or correlated_tasks' p, d, m, c, noise)
+                - file = a .csv or .parquet table, cut by fractions = [0.8, 0.1, 0.1],
+                  or train, valid, test = three files; its columns: categorical,
+                  dense, multi_valued (lists, or strings split on separator = "|"),
+                  labels; encoder = { dim, min_count, scaling } (`TableEncoder`,
+                  fitted on the training split)
+                - dataset = "census" (UCI Census-Income, `load_census`); directory;
+                  fractions; encoder
     [model]     architecture = a class of `sbmm.models` (SharedBottom, SingleTask, MMoE,
                 PLE, ...); options = {...} (its keyword arguments, e.g.
                 bottom = [64, 32, 16] or n_experts = 4)
@@ -9,7 +17,8 @@
                 objectives = [{name, kind, weight, label, mask, given, space}, ...]
     [train]     epochs; batch_size; lr; seed; weighting = a class of `sbmm.weighting`
                 (Static, Uncertainty, GradNorm, DWA, PCGrad, ...); precision; compile;
-                checkpoint; resume; keep_best
+                checkpoint; resume; keep_best; weight_decay;
+                early_stopping = { patience, objective, metric, min_delta }
 
 A relative checkpoint path is taken from the config file's folder, so a run writes
 the same file whichever directory it starts in. Architectures and strategies are
@@ -23,22 +32,34 @@ complete example.
 from __future__ import annotations
 
 import inspect
+import math
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from types import ModuleType
 
+import pandas as pd
+
 from .. import models, weighting
 from ..data import Batch, FeedConfig, FeedSimulator, correlated_tasks
+from ..data.census import DATA, load_census
+from ..data.encoding import Schema, TableEncoder, split_frame
 from ..inputs import Dense
 from ..objectives import Objective, Tower
 from ..runtime import seed_everything
+from .stopping import EarlyStopping
 
 __all__ = ["Run", "architectures", "load_run", "strategies"]
 
 SECTIONS = ("data", "model", "towers", "train")
 SIMULATORS = ("feed", "correlated_tasks")
-DATA_KEYS = ("simulator", "n", "seed", "knobs")
+SIMULATOR_KEYS = ("simulator", "n", "seed", "knobs")
+TABLE_KEYS = (
+    "file", "train", "valid", "test", "fractions", "seed", "categorical", "dense",
+    "multi_valued", "separator", "labels", "encoder",
+)  # fmt: skip
+CENSUS_KEYS = ("dataset", "directory", "fractions", "seed", "encoder")
+DATASETS = ("census",)
 MODEL_KEYS = ("architecture", "options")
 TRAIN_KEYS = (
     "epochs",
@@ -51,6 +72,8 @@ TRAIN_KEYS = (
     "checkpoint",
     "resume",
     "keep_best",
+    "weight_decay",
+    "early_stopping",
 )
 
 
@@ -123,7 +146,24 @@ def _knobs(simulator: str) -> list[str]:
 
 
 def _check_data(spec: dict) -> None:
-    _check_keys("[data]", spec, DATA_KEYS)
+    sources = [key for key in ("simulator", "file", "train", "dataset") if key in spec]
+    if len(sources) != 1:
+        raise ValueError(
+            "[data] needs exactly one source: simulator, file (or train, valid, test "
+            f"files) or dataset; got {sources or 'none'}"
+        )
+    if sources[0] in ("file", "train"):
+        _check_keys("[data]", spec, TABLE_KEYS)
+        return
+    if sources[0] == "dataset":
+        if spec["dataset"] not in DATASETS:
+            raise ValueError(
+                f"[data] dataset must be one of {', '.join(DATASETS)}; got "
+                f"{spec['dataset']!r}"
+            )
+        _check_keys("[data]", spec, CENSUS_KEYS)
+        return
+    _check_keys("[data]", spec, SIMULATOR_KEYS)
     simulator = spec.get("simulator")
     if simulator not in SIMULATORS:
         raise ValueError(
@@ -138,8 +178,10 @@ def _check_data(spec: dict) -> None:
     _check_keys(f"[data] knobs of the {simulator} simulator", knobs, _knobs(simulator))
 
 
-def _data(spec: dict) -> tuple[Batch, Batch, Batch, list]:
+def _data(spec: dict, folder: Path) -> tuple[Batch, Batch, Batch, list]:
     """The train, valid and test splits and the input features of a checked [data]."""
+    if "simulator" not in spec:
+        return _tables(spec, folder)
     n, seed, knobs = spec["n"], spec.get("seed", 0), dict(spec.get("knobs", {}))
     if spec["simulator"] == "feed":
         data = FeedSimulator(**knobs).simulate(n, seed=seed)
@@ -147,6 +189,66 @@ def _data(spec: dict) -> tuple[Batch, Batch, Batch, list]:
     batch = correlated_tasks(n, knobs.pop("p", 0.5), seed=seed, **knobs)
     train, valid, test = batch.split((0.8, 0.1, 0.1), seed=seed)
     return train, valid, test, [Dense("x", batch.features["x"].shape[1])]
+
+
+def _tables(spec: dict, folder: Path) -> tuple[Batch, Batch, Batch, list]:
+    """A [data] table source: its splits encoded by a `TableEncoder` fitted on the
+    training split, and that encoder's feature declarations."""
+    fractions, seed = tuple(spec.get("fractions", (0.8, 0.1, 0.1))), spec.get("seed", 0)
+    if "dataset" in spec:
+        census = load_census(folder / spec.get("directory", DATA), fractions, seed)
+        schema, splits = census.schema, (census.train, census.valid, census.test)
+    else:
+        schema = Schema(
+            **{k: spec.get(k, ()) for k in ("categorical", "dense", "multi_valued")},
+            labels=spec.get("labels", ()),
+        )
+        if "file" in spec:
+            splits = split_frame(_read_table(folder / spec["file"]), fractions, seed)
+        else:
+            missing = [k for k in ("train", "valid", "test") if k not in spec]
+            if missing:
+                raise ValueError(f"[data] names a train file but not {missing}")
+            splits = tuple(
+                _read_table(folder / spec[k]) for k in ("train", "valid", "test")
+            )
+        separator = spec.get("separator", "|")
+        splits = tuple(_split_lists(t, schema.multi_valued, separator) for t in splits)
+    options = spec.get("encoder", {})
+    if not isinstance(options, dict):
+        raise ValueError("[data] encoder must be a table, e.g. { dim = 8 }")
+    _check_keys("[data] encoder", options, ("dim", "min_count", "scaling", "pooling"))
+    encoder = TableEncoder(schema, **options).fit(splits[0])
+    train, valid, test = (encoder.transform(t) for t in splits)
+    return train, valid, test, encoder.features
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    """A .csv or .parquet file as a DataFrame; errors name the file."""
+    if path.suffix not in (".csv", ".parquet"):
+        raise ValueError(f"{path}: a table file must end in .csv or .parquet")
+    if not path.exists():
+        raise ValueError(f"{path}: no such file")
+    return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+
+
+def _split_lists(table: pd.DataFrame, columns, separator: str) -> pd.DataFrame:
+    """`table` with each multi-valued column's strings split on `separator`; an empty
+    cell (an empty string, or what a CSV reader reads as missing) is an empty list;
+    lists, as Parquet holds them, stay as they are."""
+    table = table.copy()
+    for name in columns:
+        if name in table.columns:
+            table[name] = [_as_list(cell, separator) for cell in table[name]]
+    return table
+
+
+def _as_list(cell: object, separator: str) -> object:
+    if isinstance(cell, str):
+        return cell.split(separator) if cell else []
+    if cell is None or (isinstance(cell, float) and math.isnan(cell)):
+        return []
+    return cell
 
 
 def _model(spec: dict) -> tuple[type[models.MultiTaskModel], dict]:
@@ -226,7 +328,18 @@ def _build(config: dict, folder: Path) -> Run:
             raise ValueError("[train] checkpoint must be a file path (a string)")
         train_spec["checkpoint"] = folder / train_spec["checkpoint"]
 
-    train, valid, test, features = _data(data_spec)
+    if "early_stopping" in train_spec:
+        rule = train_spec["early_stopping"]
+        if not isinstance(rule, dict):
+            raise ValueError(
+                "[train] early_stopping must be a table, e.g. { patience = 3 }"
+            )
+        _check_keys(
+            "[train] early_stopping", rule, [f.name for f in fields(EarlyStopping)]
+        )
+        train_spec["early_stopping"] = EarlyStopping(**rule)
+
+    train, valid, test, features = _data(data_spec, folder)
     if train_spec.get("seed") is not None:
         seed_everything(train_spec["seed"])  # the initial weights follow the seed too
     model = architecture(features, towers, **options)
