@@ -17,13 +17,16 @@ and concatenates them in declaration order: (B, Σ dim).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, Mapping, Union
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Dense", "Categorical", "MultiCategorical", "Feature", "InputLayer"]
+from .validation import check_number
+
+__all__ = ["Categorical", "Dense", "Feature", "InputLayer", "MultiCategorical"]
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ class MultiCategorical:
     #                                           padding never counts
 
 
-Feature = Union[Dense, Categorical, MultiCategorical]
+Feature = Dense | Categorical | MultiCategorical
 
 
 def _check_declaration(feature: Feature) -> None:
@@ -98,9 +101,22 @@ class InputLayer(nn.Module):
     caught up (and under torch.compile it would break the graph), so there `fit`,
     `evaluate` and `predict` call `check_data` once per data set instead, and the
     forward pass does not.
+
+    features:      the declarations, in the order their vectors are concatenated.
+    embedding_std: every embedding table (Categorical and MultiCategorical) is drawn
+                   from N(0, embedding_std²); the padding row of a MultiCategorical
+                   table stays zero. A finite number > 0 (ValueError otherwise). The
+                   default 1.0 is PyTorch's own `nn.Embedding` initialisation, left as
+                   it draws. On real data with wide vocabularies a small std, such as
+                   0.01, is the practitioner's choice (DeepCTR-style libraries draw
+                   embeddings from a small normal).
     """
 
-    def __init__(self, features: list[Feature] | tuple[Feature, ...]):
+    def __init__(
+        self,
+        features: list[Feature] | tuple[Feature, ...],
+        embedding_std: float = 1.0,
+    ):
         super().__init__()
         features = tuple(features)
         if not features:
@@ -110,18 +126,27 @@ class InputLayer(nn.Module):
         names = [f.name for f in features]
         if len(set(names)) != len(names):
             raise ValueError(f"feature names must be unique, got {names}")
+        check_number("embedding_std", embedding_std, strict=True)
         self.features = features
         self.dim = sum(f.dim for f in features)
         self.embeddings = nn.ModuleDict()
         for f in features:
+            if isinstance(f, Dense):
+                continue
             if isinstance(f, Categorical):
-                self.embeddings[f.name] = nn.Embedding(f.vocab_size, f.dim)
-            elif isinstance(f, MultiCategorical):
+                table = nn.Embedding(f.vocab_size, f.dim)
+            else:
                 # One extra row, index vocab_size, stands for padding and is left out of
                 # the pooling.
-                self.embeddings[f.name] = nn.EmbeddingBag(
+                table = nn.EmbeddingBag(
                     f.vocab_size + 1, f.dim, mode=f.pooling, padding_idx=f.vocab_size
                 )
+            if embedding_std != 1.0:  # 1.0 is the draw PyTorch has just made
+                with torch.no_grad():
+                    nn.init.normal_(table.weight, std=embedding_std)
+                    if table.padding_idx is not None:
+                        table.weight[table.padding_idx].zero_()
+            self.embeddings[f.name] = table
 
     def forward(self, features: Mapping[str, Tensor]) -> Tensor:
         parts = [self._embed(f, self._get(features, f)) for f in self.features]

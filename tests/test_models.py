@@ -61,6 +61,6 @@ def test_every_objective_trains_the_shared_bottom_and_only_its_own_tower(
 
 def test_bottom_widths_are_validated(two_scene_towers):
     with pytest.raises(ValueError, match="bottom"):
-        sbmm.SharedBottom([sbmm.Dense("x")], two_scene_towers, bottom=())
+        sbmm.SharedBottom([sbmm.Dense("x")], two_scene_towers, bottom=(8, 0))
     with pytest.raises(TypeError, match="towers"):
         sbmm.SharedBottom([sbmm.Dense("x")], ["click"])

@@ -126,8 +126,6 @@ def test_masked_objective_trains_on_its_admitted_samples(
 
 def test_bad_declarations_raise(two_scene_towers):
     with pytest.raises(ValueError, match="bottom"):
-        SingleTask([sbmm.Dense("x")], two_scene_towers, bottom=())
-    with pytest.raises(ValueError, match="bottom"):
         SingleTask([sbmm.Dense("x")], two_scene_towers, bottom=(8, 0))
     with pytest.raises(TypeError, match="towers"):
         SingleTask([sbmm.Dense("x")], ["click"])

@@ -9,44 +9,87 @@ trainer, losses and metrics never look inside.
 
     features ─► inputs (B, d_in) ─► represent ─► {tower: (B, d)} ─► towers
              ─► {objective: ...}
+
+Every architecture takes the same keyword-only layer options, kept here and applied to
+all its MLPs, the bottom or experts and the towers' hidden layers alike: `activation`,
+`dropout` and `batch_norm` (see `LayerOptions`), and `embedding_std`, the standard
+deviation every embedding table is drawn with (see `InputLayer`).
 """
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from ..inputs import Feature, InputLayer
 from ..objectives import Objective, Tower, check_towers
-from .mlp import mlp
+from .mlp import LayerOptions
 
 __all__ = ["MultiTaskModel"]
 
 
 class MultiTaskModel(nn.Module):
-    """Base class: holds the input layer, the declarations and the towers.
+    """Base class: holds the input layer, the declarations, the layer options and the
+    towers.
 
-    A subclass builds its shared part, then calls `build_towers(d)` with the width of
-    the representation each tower reads, and implements `represent`.
+    features:      the input features.
+    towers:        the towers and their objectives.
+    activation:    every hidden layer's activation, by name: "relu" (the default),
+                   "leaky_relu", "prelu", "elu", "gelu", "silu", "tanh" or "sigmoid"
+                   (`ACTIVATIONS` in sbmm/models/mlp.py).
+    dropout:       Dropout after every hidden layer's activation, p in [0, 1); 0 (none)
+                   by default.
+    batch_norm:    BatchNorm1d between every hidden layer's Linear (then without a
+                   bias) and its activation; False by default. Training batches then
+                   need 2 rows or more.
+    embedding_std: every embedding table is drawn from N(0, embedding_std²), a finite
+                   number > 0. The default 1.0 is PyTorch's own `nn.Embedding`
+                   initialisation. On real data with wide vocabularies a small std,
+                   such as 0.01, is the practitioner's choice (DeepCTR-style libraries
+                   draw embeddings from a small normal).
+
+    The layer options apply to the bottom or experts and to the towers' hidden layers;
+    the towers' last Linear and the gates have none. With the defaults a model is the
+    plain Linear → ReLU one, weight for weight under the same seed. A bad option raises
+    a ValueError naming it (a TypeError for a batch_norm that is not a bool).
+
+    A subclass builds its shared part with `self.layer_options.mlp`, then calls
+    `build_towers(d)` with the width of the representation each tower reads, and
+    implements `represent`.
     """
 
-    def __init__(self, features: Sequence[Feature], towers: Sequence[Tower]):
+    def __init__(
+        self,
+        features: Sequence[Feature],
+        towers: Sequence[Tower],
+        *,
+        activation: str = "relu",
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+        embedding_std: float = 1.0,
+    ):
         super().__init__()
         self.tower_specs = check_towers(towers)
+        self.layer_options = LayerOptions(activation, dropout, batch_norm)
+        self.embedding_std = embedding_std
         self.inputs = self.build_inputs(features)
 
     def build_inputs(self, features: Sequence[Feature]) -> nn.Module:
-        """The input layer: one `InputLayer` that every objective reads. An architecture
-        with inputs of its own per objective (`SingleTask`) overrides it."""
-        return InputLayer(features)
+        """The input layer: one `InputLayer` that every objective reads, its tables
+        drawn with `self.embedding_std`. An architecture with inputs of its own per
+        objective (`SingleTask`) overrides it."""
+        return InputLayer(features, self.embedding_std)
 
     def build_towers(self, in_dim: int) -> None:
-        """One MLP per tower, of its `hidden` widths, from `in_dim` to its objectives'
-        values."""
+        """One MLP per tower, of its `hidden` widths and the model's layer options,
+        from `in_dim` to its objectives' values."""
         self.towers = nn.ModuleDict(
-            {t.name: mlp(in_dim, t.hidden, t.out_dim) for t in self.tower_specs}
+            {
+                t.name: self.layer_options.mlp(in_dim, t.hidden, t.out_dim)
+                for t in self.tower_specs
+            }
         )
 
     def represent(self, x: Tensor) -> dict[str, Tensor]:  # pragma: no cover - abstract

@@ -10,27 +10,29 @@ from the gate's input, that mixes the experts' outputs into one vector per sampl
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
-from .mlp import mlp
+from .mlp import LayerOptions
 
 __all__ = ["Experts", "Gate"]
 
 
 class Experts(nn.Module):
-    """`n` independent MLPs of the same `widths` (ReLU after each layer) on the same
-    input."""
+    """`n` independent MLPs of the same `widths` on the same input, every layer built
+    with `options` (the model's activation, dropout and batch norm)."""
 
-    def __init__(self, in_dim: int, widths: Sequence[int], n: int):
+    def __init__(
+        self, in_dim: int, widths: Sequence[int], n: int, options: LayerOptions
+    ):
         super().__init__()
         if not (isinstance(n, int) and n >= 1):
             raise ValueError(
                 f"the number of experts must be an integer >= 1, got {n!r}"
             )
-        self.nets = nn.ModuleList(mlp(in_dim, widths) for _ in range(n))
+        self.nets = nn.ModuleList(options.mlp(in_dim, widths) for _ in range(n))
         self.out_dim = widths[-1]
 
     def forward(self, x: Tensor) -> Tensor:

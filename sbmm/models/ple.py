@@ -15,7 +15,7 @@ shared experts) can fall into.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -24,7 +24,7 @@ from ..inputs import Feature
 from ..objectives import Tower
 from .base import MultiTaskModel
 from .experts import Experts, Gate
-from .mlp import check_widths
+from .mlp import LayerOptions, check_widths
 
 __all__ = ["PLE"]
 
@@ -40,13 +40,14 @@ class _ExtractionLevel(nn.Module):
         n_specific: int,
         n_shared: int,
         last: bool,
+        options: LayerOptions,
     ):
         super().__init__()
         self.towers = tuple(towers)
         self.specific = nn.ModuleDict(
-            {t: Experts(in_dim, widths, n_specific) for t in self.towers}
+            {t: Experts(in_dim, widths, n_specific, options) for t in self.towers}
         )
-        self.shared = Experts(in_dim, widths, n_shared)
+        self.shared = Experts(in_dim, widths, n_shared, options)
         self.gates = nn.ModuleDict(
             {t: Gate(in_dim, n_specific + n_shared) for t in self.towers}
         )
@@ -78,8 +79,11 @@ class PLE(MultiTaskModel):
     towers:     the towers and their objectives.
     n_specific: experts of its own per tower, per level.
     n_shared:   experts shared by all towers, per level.
-    expert:     widths of every expert's MLP, at every level.
+    expert:     widths of every expert's MLP, at every level; one or more.
     levels:     extraction levels.
+    activation, dropout, batch_norm, embedding_std: keyword-only, as for every sbmm
+                model (`MultiTaskModel`): the layer options of every expert's and every
+                tower's hidden layers (not the gates'), and the embeddings' std.
 
     forward(batch.features) → {objective name: prediction}, as every sbmm model.
     """
@@ -92,8 +96,20 @@ class PLE(MultiTaskModel):
         n_shared: int = 1,
         expert: Sequence[int] = (32, 16),
         levels: int = 1,
+        *,
+        activation: str = "relu",
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+        embedding_std: float = 1.0,
     ):
-        super().__init__(features, towers)
+        super().__init__(
+            features,
+            towers,
+            activation=activation,
+            dropout=dropout,
+            batch_norm=batch_norm,
+            embedding_std=embedding_std,
+        )
         expert = check_widths("expert", expert)
         if not (isinstance(levels, int) and levels >= 1):
             raise ValueError(f"levels must be an integer >= 1, got {levels!r}")
@@ -101,7 +117,13 @@ class PLE(MultiTaskModel):
         dims = [self.inputs.dim] + [expert[-1]] * (levels - 1)
         self.levels = nn.ModuleList(
             _ExtractionLevel(
-                d, expert, names, n_specific, n_shared, last=(i == levels - 1)
+                d,
+                expert,
+                names,
+                n_specific,
+                n_shared,
+                last=(i == levels - 1),
+                options=self.layer_options,
             )
             for i, d in enumerate(dims)
         )

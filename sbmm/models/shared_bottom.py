@@ -5,19 +5,20 @@ declarations.
              ─► one MLP per tower ─► {objective: logit or value}
 
 Every objective's gradient flows into the same bottom: that is the sharing
-(hard parameter sharing).
+(hard parameter sharing). With no bottom (`bottom=()`) the towers sit on the input
+layer's output and share only the embeddings, as ESMM's towers do.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch import Tensor
 
 from ..inputs import Feature
 from ..objectives import Tower
 from .base import MultiTaskModel
-from .mlp import check_widths, mlp
+from .mlp import check_widths
 
 __all__ = ["SharedBottom"]
 
@@ -27,8 +28,11 @@ class SharedBottom(MultiTaskModel):
 
     features: the input features (`Dense`, `Categorical`, `MultiCategorical`).
     towers:   the towers and their objectives.
-    bottom:   widths of the shared MLP (ReLU after each layer); the seed's 64-32-16 by
-              default.
+    bottom:   widths of the shared MLP; the seed's 64-32-16 by default. `()`: no
+              bottom, the towers read the inputs (B, inputs.dim) themselves.
+    activation, dropout, batch_norm, embedding_std: keyword-only, as for every sbmm
+              model (`MultiTaskModel`): the layer options of the bottom's and every
+              tower's hidden layers, and the embeddings' std.
 
     forward(batch.features) → {objective name: (B,) logit (binary) or (B,)/(B, dim)
     value (regression)}
@@ -39,12 +43,24 @@ class SharedBottom(MultiTaskModel):
         features: Sequence[Feature],
         towers: Sequence[Tower],
         bottom: Sequence[int] = (64, 32, 16),
+        *,
+        activation: str = "relu",
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+        embedding_std: float = 1.0,
     ):
-        super().__init__(features, towers)
-        bottom = check_widths("bottom", bottom)
-        self.bottom = mlp(self.inputs.dim, bottom)
-        self.build_towers(bottom[-1])
+        super().__init__(
+            features,
+            towers,
+            activation=activation,
+            dropout=dropout,
+            batch_norm=batch_norm,
+            embedding_std=embedding_std,
+        )
+        bottom = check_widths("bottom", bottom, allow_empty=True)
+        self.bottom = self.layer_options.mlp(self.inputs.dim, bottom)  # () → identity
+        self.build_towers(bottom[-1] if bottom else self.inputs.dim)
 
     def represent(self, x: Tensor) -> dict[str, Tensor]:
-        h = self.bottom(x)  # (B, bottom[-1]), shared by every tower
+        h = self.bottom(x)  # (B, bottom[-1] or inputs.dim), shared by every tower
         return {t.name: h for t in self.tower_specs}

@@ -22,14 +22,14 @@ declare narrower features (e.g. `feed_features(config, id_dim=3)`) and a narrowe
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from torch import Tensor, nn
 
 from ..inputs import Feature, InputLayer
 from ..objectives import Tower
 from .base import MultiTaskModel
-from .mlp import check_widths, mlp
+from .mlp import check_widths
 
 __all__ = ["SingleTask"]
 
@@ -42,7 +42,10 @@ class SingleTask(MultiTaskModel):
     towers:   the towers and their objectives; each objective gets its own head of the
               tower's `hidden` widths ending in the objective's `dim` outputs.
     bottom:   widths of every objective's own bottom MLP; the seed's 64-32-16 by
-              default.
+              default. `()`: no bottom, each head reads its own inputs.
+    activation, dropout, batch_norm, embedding_std: keyword-only, as for every sbmm
+              model (`MultiTaskModel`): the layer options of every bottom's and every
+              head's hidden layers, and the embeddings' std.
 
     forward(batch.features) → {objective name: (B,) logit (binary) or (B,)/(B, dim)
     value (regression)}, in the towers' declaration order, as `SharedBottom` returns it.
@@ -53,17 +56,31 @@ class SingleTask(MultiTaskModel):
         features: Sequence[Feature],
         towers: Sequence[Tower],
         bottom: Sequence[int] = (64, 32, 16),
+        *,
+        activation: str = "relu",
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+        embedding_std: float = 1.0,
     ):
-        super().__init__(features, towers)
-        bottom = check_widths("bottom", bottom)
+        super().__init__(
+            features,
+            towers,
+            activation=activation,
+            dropout=dropout,
+            batch_norm=batch_norm,
+            embedding_std=embedding_std,
+        )
+        bottom = check_widths("bottom", bottom, allow_empty=True)
         d_in = self.inputs[self.objectives[0].name].dim
+        d = bottom[-1] if bottom else d_in  # the width each head reads
+        layers = self.layer_options
         self.bottom = nn.ModuleDict(
-            {o.name: mlp(d_in, bottom) for o in self.objectives}
+            {o.name: layers.mlp(d_in, bottom) for o in self.objectives}
         )
         self.towers = nn.ModuleDict(
             {
                 t.name: nn.ModuleDict(
-                    {o.name: mlp(bottom[-1], t.hidden, o.dim) for o in t.objectives}
+                    {o.name: layers.mlp(d, t.hidden, o.dim) for o in t.objectives}
                 )
                 for t in self.tower_specs
             }
@@ -77,7 +94,9 @@ class SingleTask(MultiTaskModel):
                     f"objective {o.name!r}: SingleTask keys each network by its "
                     "objective's name, which must not contain '.'"
                 )
-        return nn.ModuleDict({o.name: InputLayer(features) for o in self.objectives})
+        return nn.ModuleDict(
+            {o.name: InputLayer(features, self.embedding_std) for o in self.objectives}
+        )
 
     def shared_parameters(self) -> list[nn.Parameter]:
         """None: no parameter serves more than one objective."""
@@ -89,7 +108,7 @@ class SingleTask(MultiTaskModel):
             for o in t.objectives:
                 # (B, d_in), this objective's own embeddings
                 x = self.inputs[o.name](features)
-                h = self.bottom[o.name](x)  # (B, bottom[-1])
+                h = self.bottom[o.name](x)  # (B, bottom[-1] or d_in)
                 y = self.towers[t.name][o.name](h)  # (B, o.dim)
                 out[o.name] = y.squeeze(1) if o.dim == 1 else y
         return out

@@ -7,11 +7,19 @@ Replica k is the run
 
 to float rounding: the same initial weights, the same batches in the same order (one
 generator per replica draws what `fit`'s global generator would), the same Adam. The
-K models' parameters are stacked into (K, ...) tensors (torch.func.stack_module_state);
-each step gathers every replica's own batch, (K, B, ...), runs the model and the
-library's losses under `torch.func.vmap` over parameters and batch, and backpropagates
-the sum of the K totals once: replicas share no parameter, so each gets its own
-gradient. Adam is elementwise, so one Adam over the stacked parameters is K Adams.
+K models' parameters and buffers are stacked into (K, ...) tensors
+(torch.func.stack_module_state); each step gathers every replica's own batch,
+(K, B, ...), runs the model and the library's losses under `torch.func.vmap` over
+parameters, buffers and batch, and backpropagates the sum of the K totals once:
+replicas share no parameter, so each gets its own gradient. Adam is elementwise, so one
+Adam over the stacked parameters is K Adams.
+
+Batch norm batches too: each replica normalises by its own batch's statistics and
+updates its own slice of the stacked running statistics, as `fit` would. Dropout draws
+a mask of its own for every replica (vmap's `randomness="different"`), from the global
+generator as the last seed's `build()` left it, so a rerun draws the same masks; but
+not the masks `fit` would draw, so a replica with dropout trains as its `fit` run would
+only in distribution, not to float rounding.
 """
 
 from __future__ import annotations
@@ -114,8 +122,10 @@ def fit_replicas(
 
     Everything is checked before the first step (TypeError or ValueError). Raises
     FloatingPointError, naming the seed and the loss, when a replica's epoch loss is NaN
-    or inf; the models then hold their weights from before that epoch. vmap refuses
-    random layers (dropout); sbmm's models have none. One process, not under torchrun.
+    or inf; the models then hold their weights from before that epoch. Batch norm
+    trains as in `fit`; dropout draws its own masks per replica, so a model with
+    dropout trains as `fit` would only in distribution (see the module's docstring).
+    One process, not under torchrun.
     """
     seeds = _check_seeds(seeds)
     check_options(epochs, batch_size, lr, "fp32", keep_best, valid, False, None)
@@ -176,7 +186,7 @@ def fit_replicas(
                         f"{value}; the models hold the weights from before that epoch. "
                         "Lower the learning rate or check the data"
                     )
-        _load(models, params)
+        _load(models, params, buffers)
         for k, (model, strategy, history) in enumerate(
             zip(models, strategies, histories)
         ):
@@ -291,7 +301,8 @@ def _build(
 
 
 def _architecture(model: MultiTaskModel) -> tuple:
-    """What replicas share: class, declarations, each tensor's name, shape and dtype."""
+    """What replicas share: class, declarations, each tensor's name, shape and dtype,
+    and each layer's kind and settings (an activation, a dropout probability)."""
     tensors = [*model.named_parameters(), *model.named_buffers()]
     inputs = [layer for layer in model.modules() if isinstance(layer, InputLayer)]
     return (
@@ -299,6 +310,7 @@ def _architecture(model: MultiTaskModel) -> tuple:
         model.tower_specs,
         tuple(layer.features for layer in inputs),
         tuple((name, t.shape, t.dtype, t.requires_grad) for name, t in tensors),
+        tuple((name, type(m), m.extra_repr()) for name, m in model.named_modules()),
     )
 
 
@@ -311,17 +323,26 @@ def _gather(table: Mapping[str, Tensor], rows: Tensor) -> dict[str, Tensor]:
     }
 
 
-def _load(models: Sequence[MultiTaskModel], params: Mapping[str, Tensor]) -> None:
-    """Copy replica k's slice of the stacked (K, ...) parameters into models[k]."""
+def _load(
+    models: Sequence[MultiTaskModel],
+    params: Mapping[str, Tensor],
+    buffers: Mapping[str, Tensor],
+) -> None:
+    """Copy replica k's slice of the stacked (K, ...) parameters and buffers (batch
+    norm's running statistics) into models[k]."""
     with torch.no_grad():
         for k, model in enumerate(models):
             for name, p in model.named_parameters():
                 p.copy_(params[name][k])
+            for name, b in model.named_buffers():
+                b.copy_(buffers[name][k])
 
 
 def _batched_losses(model: MultiTaskModel) -> BatchedLosses:
-    """Every objective's loss for K replicas of `model` at once: a copy of `model` and
-    `objective_losses` under vmap, over stacked parameters, buffers and batches."""
+    """Every objective's loss for K replicas of `model` at once: a copy of `model` in
+    training mode and `objective_losses` under vmap, over stacked parameters, buffers
+    and batches. Batch norm updates each replica's slice of the stacked running
+    statistics in place; dropout draws a mask per replica."""
     template = _vmappable(model)
     towers = model.tower_specs
 
@@ -330,15 +351,16 @@ def _batched_losses(model: MultiTaskModel) -> BatchedLosses:
         batch = Batch._trusted(features, labels, {})  # cut from checked data
         return objective_losses(towers, predictions, batch)
 
-    return vmap(one)
+    return vmap(one, randomness="different")
 
 
 def _vmappable(model: MultiTaskModel) -> MultiTaskModel:
-    """A copy of `model` whose forward pass runs under vmap. Its input layers check no
-    id ranges (reading a batched tensor back fails; the data sets were checked once, as
+    """A copy of `model`, in training mode (dropout on, batch norm on the batch's
+    statistics), whose forward pass runs under vmap. Its input layers check no id
+    ranges (reading a batched tensor back fails; the data sets were checked once, as
     for an accelerator) and pool multi-valued features by a lookup and a masked sum
     (`nn.EmbeddingBag` has no batching rule)."""
-    template = copy.deepcopy(model)
+    template = copy.deepcopy(model).train()
     for layer in template.modules():
         if isinstance(layer, InputLayer):
             layer.__class__ = _BatchedInputLayer
