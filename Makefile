@@ -47,8 +47,14 @@ test: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest tests -m "not book"
 
+# Two chapters at a time, one per core (pytest-xdist; --dist loadfile keeps each chapter's
+# cells in order in one kernel). Each kernel runs one CPU thread (the profile's), so the
+# numbers are those of a chapter run alone.
+NBVAL_WORKERS ?= 2
+
 nbval: $(STAMP)
-	$(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg $(NOTEBOOKS)
+	$(PY) -m pytest -n $(NBVAL_WORKERS) --dist loadfile --nbval --nbval-current-env \
+	  --nbval-sanitize-with tests/sanitize.cfg $(NOTEBOOKS)
 
 notebooks: $(STAMP)
 	cd book && for nb in $(notdir $(NOTEBOOKS)); do \

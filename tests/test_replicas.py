@@ -124,6 +124,19 @@ def test_keep_best_keeps_each_replicas_own_best_epoch(feed):
     assert replicas.best_valid_loss().tolist() == lowest
 
 
+def test_early_stopping_stops_each_replica_where_its_fit_run_stops(feed):
+    train, valid = feed
+    build = ARCHITECTURES["SharedBottom"]
+    rule = sbmm.EarlyStopping(patience=1, objective="click", metric="auc")
+    options = {"epochs": 8, "lr": 3e-2, "early_stopping": rule, "weight_decay": 0.01}
+    replicas = fit_replicas(build, train, valid, seeds=SEEDS, **{**RUN, **options})
+    lengths = {history.epochs for history in replicas.histories}
+    assert max(lengths) < 8 and len(lengths) > 1  # the replicas stop apart
+    for seed, model, history in replicas:
+        expected_model, expected = separate(build, train, valid, seed, **options)
+        assert_same_run(model, history, expected_model, expected)
+
+
 def test_replicas_score_each_seed_against_the_truth(feed):
     data = SIMULATOR.simulate(2_000, seed=1)
     specs = {o: data.truth_specs[o] for o in ("click", "like")}

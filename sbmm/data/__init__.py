@@ -4,6 +4,7 @@ loaders), the book's simulators, and how their truth scores labels."""
 from .batch import Batch
 from .census import CENSUS_SCHEMA, CensusIncome, load_census
 from .encoding import OOV, Schema, TableEncoder, split_frame
+from .logs import load_aliccp, load_aliexpress, load_kuairand
 from .feed import (
     FEED_TRUTH_SPECS,
     FeedConfig,
@@ -23,7 +24,10 @@ __all__ = [
     "OOV",
     "Schema",
     "TableEncoder",
+    "load_aliccp",
+    "load_aliexpress",
     "load_census",
+    "load_kuairand",
     "split_frame",
     "CORRELATED_TASKS_TRUTH_SPECS",
     "FEED_TRUTH_SPECS",

@@ -45,9 +45,18 @@ from ..models.base import MultiTaskModel
 from ..runtime import default_device, seed_everything
 from ..weighting import Static, Weighting
 from .checkpoint import copy_state
-from .checks import check_data, check_model, check_options, progress_enabled
+from .checks import (
+    adam,
+    check_data,
+    check_model,
+    check_options,
+    check_stopping,
+    check_weight_decay,
+    progress_enabled,
+)
 from .evaluation import losses_and_metrics, predict
 from .history import TOTAL, History
+from .stopping import EarlyStopping, Watch
 
 __all__ = ["Replicas", "fit_replicas"]
 
@@ -103,6 +112,8 @@ def fit_replicas(
     lr: float = 1e-3,
     weighting: Weighting | None = None,
     keep_best: bool = False,
+    early_stopping: EarlyStopping | None = None,
+    weight_decay: float = 0.0,
     device: torch.device | str | None = None,
     progress: bool = True,
 ) -> Replicas:
@@ -112,7 +123,12 @@ def fit_replicas(
                is called once per seed, right after `seed_everything(seed)`, and must
                return one architecture every time (declare features and towers outside).
     seeds:     distinct ints; replica k trains as `fit(model, ..., seed=seeds[k])` does.
-    epochs, batch_size, lr, keep_best, device, progress: as in `fit`, with Adam(lr).
+    epochs, batch_size, lr, keep_best, early_stopping, weight_decay, device, progress:
+               as in `fit`, with Adam(lr) (AdamW with weight decay). With early
+               stopping each replica watches its own validation number and stops as
+               its `fit` run would: its History ends there and it keeps its best
+               epoch's weights (the pass goes on while any replica runs; a stopped one
+               is trained on but no longer read).
     weighting: `Static()` by default, or a strategy whose gradient is that of
                Σ_o w_o L_o under its `weights()` (`DWA`); each replica gets a copy.
                Strategies that take gradients themselves or learn parameters
@@ -129,6 +145,7 @@ def fit_replicas(
     """
     seeds = _check_seeds(seeds)
     check_options(epochs, batch_size, lr, "fp32", keep_best, valid, False, None)
+    check_weight_decay(weight_decay, None)
     weighting = weighting if weighting is not None else Static()
     if not isinstance(weighting, Weighting):
         kind = type(weighting).__name__
@@ -138,6 +155,7 @@ def fit_replicas(
     if not callable(build):
         raise TypeError(f"build must be a function that builds a model, got {build!r}")
     models = _build(build, seeds)
+    rule = check_stopping(early_stopping, keep_best, valid, models[0])
     train = check_data("train", train, models[0])
     if valid is not None:
         valid = check_data("valid", valid, models[0])
@@ -155,7 +173,8 @@ def fit_replicas(
     params, buffers = stack_module_state(models)  # {name: (K, ...)}, leaves
     # The fused kernel: `fit`'s Adam update to float rounding, in one pass over the
     # K-fold parameters instead of a dozen.
-    opt = torch.optim.Adam(params.values(), lr=lr, fused=device.type in ("cpu", "cuda"))
+    fused = device.type in ("cpu", "cuda")
+    opt = adam(params.values(), lr, weight_decay, fused=fused)
     losses_of = _batched_losses(models[0])
     names = [TOTAL, *(o.name for o in models[0].objectives)]
     histories = [History({k: [] for k in names}) for _ in seeds]
@@ -163,12 +182,18 @@ def fit_replicas(
         history.valid_loss = {k: [] for k in names} if valid is not None else {}
         history.weights = {k: [] for k in names[1:]}
     best: list[dict[str, Tensor] | None] = [None] * len(seeds)  # kept weights
+    watches = [Watch(rule) for _ in seeds] if rule is not None else None
+    running = list(range(len(seeds)))  # the replicas whose runs go on
     # One generator per replica, seeded as `fit(seed=k)` seeds the global one.
     generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
 
     show = progress_enabled(progress)
     desc = f"epochs of {len(seeds)} replicas"
     for epoch in tqdm(range(epochs), desc=desc, disable=not show):
+        if watches is not None:
+            running = [k for k in running if not watches[k].stop]
+            if not running:
+                break
         start = time.perf_counter()
         weights = torch.tensor(
             [[s.weights()[name] for name in names[1:]] for s in strategies],
@@ -178,18 +203,17 @@ def fit_replicas(
             losses_of, params, buffers, opt, weights, train, batch_size, generators
         )  # K × [total, each objective's loss]
         seconds = time.perf_counter() - start
-        for seed, values in zip(seeds, epoch_loss):
-            for name, value in zip(names, values):
+        for k in running:
+            for name, value in zip(names, epoch_loss[k]):
                 if not math.isfinite(value):
                     raise FloatingPointError(
-                        f"seed {seed}, epoch {epoch + 1}: the loss of {name!r} is "
+                        f"seed {seeds[k]}, epoch {epoch + 1}: the loss of {name!r} is "
                         f"{value}; the models hold the weights from before that epoch. "
                         "Lower the learning rate or check the data"
                     )
         _load(models, params, buffers)
-        for k, (model, strategy, history) in enumerate(
-            zip(models, strategies, histories)
-        ):
+        for k in running:
+            model, strategy, history = models[k], strategies[k], histories[k]
             history.seconds.append(seconds)
             for name, value in zip(names, epoch_loss[k]):
                 history.train_loss[name].append(value)
@@ -197,11 +221,10 @@ def fit_replicas(
             for name, w in strategy.weights().items():
                 history.weights[name].append(w)
             if valid is not None:
-                lowest = _validate(model, strategy, valid, history)
-                if keep_best and lowest:
-                    history.best_epoch = epoch + 1
+                _validate(model, strategy, valid, history)
+                if watches is not None and watches[k].update(history):
                     best[k] = copy_state(model)
-    if keep_best:
+    if watches is not None:
         for model, state in zip(models, best):
             model.load_state_dict(state)
     return Replicas(models, histories, seeds)
@@ -241,16 +264,14 @@ def _train_epoch(
 
 def _validate(
     model: MultiTaskModel, strategy: Weighting, valid: Batch, history: History
-) -> bool:
+) -> None:
     """Append `model`'s validation losses ("total" under `strategy`) and metrics to
-    `history`; return whether this total is the lowest so far."""
+    `history`."""
     losses, metrics = losses_and_metrics(model, valid)
     losses = {TOTAL: strategy.total(losses), **losses}
     for name, values in history.valid_loss.items():
         values.append(float(losses[name]))
     history.valid_metrics.append(metrics)
-    totals = history.valid_loss[TOTAL]
-    return history.best_epoch is None or totals[-1] < totals[history.best_epoch - 1]
 
 
 def _refusal(weighting: Weighting) -> str:
