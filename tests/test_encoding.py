@@ -146,3 +146,14 @@ def test_split_frame_is_reproducible_and_covers_every_row_once():
     assert all(p.equals(q) for p, q in zip(parts, again))
     with pytest.raises(ValueError, match="sum to 1"):
         split_frame(table, (0.5, 0.2))
+
+
+def test_array_cells_and_list_cells_encode_alike():
+    lists = frame(tags=[[3, 1], [], [1], [2, 2, 7], [7]])
+    arrays = frame(tags=[np.array(c, dtype=np.int64) for c in lists["tags"]])
+    encoder = TableEncoder(SCHEMA).fit(arrays)
+    assert torch.equal(
+        encoder.transform(arrays).features["tags"],
+        encoder.transform(lists).features["tags"],
+    )
+    assert list(encoder.vocabularies["tags"]) == [1, 2, 7, 3]  # by count, ties by first row

@@ -140,7 +140,7 @@ class TableEncoder:
         for name in self.schema.categorical:
             self.vocabularies[name] = self._vocabulary(_categorical(frame, name))
         for name in self.schema.multi_valued:
-            values = pd.Series(np.concatenate(_lists(frame, name)), dtype=object)
+            _, values = _lists(frame, name)
             self.vocabularies[name] = self._vocabulary(values)
         for name in self.schema.dense:
             x = _numbers(frame, name, "dense column")
@@ -172,7 +172,7 @@ class TableEncoder:
             x = (_numbers(frame, name, "dense column") - shift) / scale
             features[name] = torch.from_numpy(x.astype(np.float32))  # (N,)
         for name in self.schema.multi_valued:
-            features[name] = self._padded(name, _lists(frame, name))  # (N, L)
+            features[name] = self._padded(name, *_lists(frame, name))  # (N, L)
         targets = {}
         if labels:
             for name in self.schema.labels:
@@ -212,13 +212,13 @@ class TableEncoder:
             self.vocabularies[name].get_indexer(values).astype(np.int64) + 1
         )  # -1 → 0
 
-    def _padded(self, name: str, lists: list[np.ndarray]) -> torch.Tensor:
+    def _padded(
+        self, name: str, lengths: np.ndarray, values: pd.Series
+    ) -> torch.Tensor:
         """Each row's ids, left-aligned and padded with -1: (N, longest row or 1)."""
-        lengths = np.array([len(x) for x in lists], dtype=np.int64)
-        ids = np.full((len(lists), max(1, lengths.max(initial=0))), -1, np.int64)
+        ids = np.full((len(lengths), max(1, lengths.max(initial=0))), -1, np.int64)
         keep = np.arange(ids.shape[1]) < lengths[:, None]  # (N, L), row-major order
-        flat = pd.Series(np.concatenate([*lists, np.array([], dtype=object)]))
-        ids[keep] = self._ids(name, flat.astype(object))
+        ids[keep] = self._ids(name, values)
         return torch.from_numpy(ids)
 
     def _size(self, name: str) -> int:
@@ -304,10 +304,12 @@ def _numbers(frame: pd.DataFrame, name: str, what: str) -> np.ndarray:
     return numbers
 
 
-def _lists(frame: pd.DataFrame, name: str) -> list[np.ndarray]:
-    """Each row's values of the multi-valued column `name`, as object arrays."""
-    out = []
-    for row, cell in enumerate(_column(frame, name)):
+def _lists(frame: pd.DataFrame, name: str) -> tuple[np.ndarray, pd.Series]:
+    """The multi-valued column `name` as each row's number of values (N,) and all the
+    values, row after row; an error naming the column and row for a cell that is not
+    a list, tuple or array, or a value that is missing."""
+    cells = _column(frame, name).tolist()
+    for row, cell in enumerate(cells):
         if isinstance(cell, (str, bytes)) or not isinstance(
             cell, (list, tuple, np.ndarray)
         ):
@@ -315,11 +317,16 @@ def _lists(frame: pd.DataFrame, name: str) -> list[np.ndarray]:
                 f"multi-valued column {name!r} must hold a list, tuple or array per "
                 f"row; row {row} holds {cell!r}"
             )
-        values = np.asarray(cell, dtype=object).reshape(-1)
-        if pd.isna(values).any():
-            raise ValueError(
-                f"multi-valued column {name!r} holds a missing value (NaN or None) in "
-                f"row {row}"
-            )
-        out.append(values)
-    return out
+    lengths = np.fromiter(map(len, cells), np.int64, len(cells))
+    if cells and all(isinstance(cell, np.ndarray) for cell in cells):
+        values = pd.Series(np.concatenate([c.reshape(-1) for c in cells]))  # fast path
+    else:
+        values = pd.Series(list(itertools.chain.from_iterable(cells)), dtype=object)
+    missing = values.isna().to_numpy()
+    if missing.any():
+        row = int(np.searchsorted(np.cumsum(lengths), np.argmax(missing), "right"))
+        raise ValueError(
+            f"multi-valued column {name!r} holds a missing value (NaN or None) in "
+            f"row {row}"
+        )
+    return lengths, values
