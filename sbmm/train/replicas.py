@@ -380,7 +380,9 @@ def _vmappable(model: MultiTaskModel) -> MultiTaskModel:
     statistics), whose forward pass runs under vmap. Its input layers check no id
     ranges (reading a batched tensor back fails; the data sets were checked once, as
     for an accelerator) and pool multi-valued features by a lookup and a masked sum
-    (`nn.EmbeddingBag` has no batching rule)."""
+    (`nn.EmbeddingBag` has no batching rule), and look single ids up by `index_select`
+    (the same sums as `nn.Embedding`'s backward, which vmap batches at half the
+    speed)."""
     template = copy.deepcopy(model).train()
     for layer in template.modules():
         if isinstance(layer, InputLayer):
@@ -388,6 +390,8 @@ def _vmappable(model: MultiTaskModel) -> MultiTaskModel:
             for name, embedding in layer.embeddings.items():
                 if isinstance(embedding, nn.EmbeddingBag):
                     layer.embeddings[name] = _Pooling(embedding)
+                else:
+                    layer.embeddings[name] = _Lookup(embedding)
     return template
 
 
@@ -397,6 +401,20 @@ class _BatchedInputLayer(InputLayer):
     @staticmethod
     def _checks_here(x: Tensor) -> bool:
         return False
+
+
+class _Lookup(nn.Module):
+    """`nn.Embedding` (no padding, no max_norm) as an `index_select`: (B,) ids →
+    (B, dim). Its backward adds the same rows in the same order (bit for bit), and under
+    vmap it runs about twice as fast. The parameter keeps its name."""
+
+    def __init__(self, embedding: nn.Embedding):
+        super().__init__()
+        self.weight = embedding.weight
+
+    def forward(self, ids: Tensor) -> Tensor:
+        rows = torch.index_select(self.weight, 0, ids.reshape(-1))  # (B, dim)
+        return rows.view(*ids.shape, -1)
 
 
 class _Pooling(nn.Module):
