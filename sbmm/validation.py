@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["is_number", "is_count", "check_number"]
+__all__ = ["check_number", "is_count", "is_number", "split_bounds"]
 
 
 def is_number(x) -> bool:
@@ -27,3 +27,20 @@ def check_number(what: str, x, *, minimum: float = 0.0, strict: bool = False) ->
             f"{what} must be a finite number {relation} {minimum:g}, got {x!r}"
         )
     return x
+
+
+def split_bounds(n: int, fractions) -> list[int]:
+    """Where to cut n shuffled rows into consecutive parts of `fractions` (positive,
+    summing to 1; the last part takes the rounding remainder): [0, ..., n]. A
+    ValueError otherwise."""
+    fractions = tuple(fractions)
+    if (
+        not fractions
+        or any(f <= 0 for f in fractions)
+        or abs(sum(fractions) - 1) > 1e-6
+    ):
+        raise ValueError(
+            f"split fractions must be positive and sum to 1, got {fractions}"
+        )
+    cuts = [round(n * sum(fractions[: i + 1])) for i in range(len(fractions) - 1)]
+    return [0, *cuts, n]

@@ -43,9 +43,8 @@ def test_dense_columns_are_scaled_with_the_training_statistics_only():
     train_age = np.array([20.0, 30.0, 40.0, 50.0, 60.0])
     test = frame(age=[40.0, 40.0, 40.0, 40.0, 100.0])
     x = encoder.transform(test).features["age"]
-    expected = (
-        np.array(test["age"]) - train_age.mean()
-    ) / train_age.std()  # as scikit-learn, ddof 0
+    # the population std (ddof 0), as scikit-learn scales
+    expected = (np.array(test["age"]) - train_age.mean()) / train_age.std()
     np.testing.assert_allclose(x.numpy(), expected, rtol=1e-6)
     minmax = TableEncoder(SCHEMA, scaling="minmax").fit(frame())
     assert minmax.transform(test).features["age"].tolist() == pytest.approx(
@@ -156,4 +155,5 @@ def test_array_cells_and_list_cells_encode_alike():
         encoder.transform(arrays).features["tags"],
         encoder.transform(lists).features["tags"],
     )
-    assert list(encoder.vocabularies["tags"]) == [1, 2, 7, 3]  # by count, ties by first row
+    # by count, ties in the order of their first row
+    assert list(encoder.vocabularies["tags"]) == [1, 2, 7, 3]

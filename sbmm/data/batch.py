@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from ..validation import split_bounds
+
 __all__ = ["Batch"]
 
 
@@ -108,18 +110,8 @@ class Batch:
         The fractions must be positive and sum to 1; the last part takes the rounding
         remainder.
         """
-        if (
-            not fractions
-            or any(f <= 0 for f in fractions)
-            or abs(sum(fractions) - 1) > 1e-6
-        ):
-            raise ValueError(
-                f"split fractions must be positive and sum to 1, got {fractions}"
-            )
-        n = len(self)
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).to(
-            self.device
-        )
-        cuts = [round(n * sum(fractions[: i + 1])) for i in range(len(fractions) - 1)]
-        bounds = [0, *cuts, n]
+        bounds = split_bounds(len(self), fractions)
+        order = torch.randperm(
+            len(self), generator=torch.Generator().manual_seed(seed)
+        ).to(self.device)
         return tuple(self[order[a:b]] for a, b in zip(bounds[:-1], bounds[1:]))

@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 
 from ..inputs import Categorical, Dense, Feature, MultiCategorical
+from ..validation import split_bounds
 from .batch import Batch
 
 __all__ = ["OOV", "Schema", "TableEncoder", "split_frame"]
@@ -234,18 +235,8 @@ def split_frame(
     """Shuffle the rows with `seed` and cut them into consecutive parts of the given
     fractions (positive, summing to 1; the last part takes the rounding remainder), so
     that encoders can be fitted on the first part alone."""
-    if (
-        not fractions
-        or any(f <= 0 for f in fractions)
-        or abs(sum(fractions) - 1) > 1e-6
-    ):
-        raise ValueError(
-            f"split fractions must be positive and sum to 1, got {tuple(fractions)}"
-        )
-    n = len(frame)
-    order = np.random.default_rng(seed).permutation(n)
-    cuts = [round(n * sum(fractions[: i + 1])) for i in range(len(fractions) - 1)]
-    bounds = [0, *cuts, n]
+    bounds = split_bounds(len(frame), fractions)
+    order = np.random.default_rng(seed).permutation(len(frame))
     return tuple(
         frame.iloc[order[a:b]].reset_index(drop=True)
         for a, b in itertools.pairwise(bounds)

@@ -32,9 +32,9 @@ class MMoE(MultiTaskModel):
     towers:    the towers and their objectives; each tower gets its own gate.
     n_experts: number of shared experts.
     expert:    widths of every expert's MLP, one or more.
-    activation, dropout, batch_norm, embedding_std: keyword-only, as for every sbmm
-               model (`MultiTaskModel`): the layer options of every expert's and every
-               tower's hidden layers (not the gates'), and the embeddings' std.
+    options:   activation, dropout, batch_norm, embedding_std, as every sbmm model
+               takes them (`MultiTaskModel`): every expert's and every tower's hidden
+               layers (not the gates'), and the embeddings' std.
 
     forward(batch.features) → {objective name: prediction}, as every sbmm model.
     """
@@ -45,20 +45,9 @@ class MMoE(MultiTaskModel):
         towers: Sequence[Tower],
         n_experts: int = 4,
         expert: Sequence[int] = (32, 16),
-        *,
-        activation: str = "relu",
-        dropout: float = 0.0,
-        batch_norm: bool = False,
-        embedding_std: float = 1.0,
+        **options,
     ):
-        super().__init__(
-            features,
-            towers,
-            activation=activation,
-            dropout=dropout,
-            batch_norm=batch_norm,
-            embedding_std=embedding_std,
-        )
+        super().__init__(features, towers, **options)
         expert = check_widths("expert", expert)
         self.experts = Experts(self.inputs.dim, expert, n_experts, self.layer_options)
         names = dict.fromkeys(self.gate_of(t.name) for t in self.tower_specs)

@@ -81,9 +81,9 @@ class PLE(MultiTaskModel):
     n_shared:   experts shared by all towers, per level.
     expert:     widths of every expert's MLP, at every level; one or more.
     levels:     extraction levels.
-    activation, dropout, batch_norm, embedding_std: keyword-only, as for every sbmm
-                model (`MultiTaskModel`): the layer options of every expert's and every
-                tower's hidden layers (not the gates'), and the embeddings' std.
+    options:    activation, dropout, batch_norm, embedding_std, as every sbmm model
+                takes them (`MultiTaskModel`): every expert's and every tower's hidden
+                layers (not the gates'), and the embeddings' std.
 
     forward(batch.features) → {objective name: prediction}, as every sbmm model.
     """
@@ -96,20 +96,9 @@ class PLE(MultiTaskModel):
         n_shared: int = 1,
         expert: Sequence[int] = (32, 16),
         levels: int = 1,
-        *,
-        activation: str = "relu",
-        dropout: float = 0.0,
-        batch_norm: bool = False,
-        embedding_std: float = 1.0,
+        **options,
     ):
-        super().__init__(
-            features,
-            towers,
-            activation=activation,
-            dropout=dropout,
-            batch_norm=batch_norm,
-            embedding_std=embedding_std,
-        )
+        super().__init__(features, towers, **options)
         expert = check_widths("expert", expert)
         if not (isinstance(levels, int) and levels >= 1):
             raise ValueError(f"levels must be an integer >= 1, got {levels!r}")

@@ -30,9 +30,9 @@ class SharedBottom(MultiTaskModel):
     towers:   the towers and their objectives.
     bottom:   widths of the shared MLP; the seed's 64-32-16 by default. `()`: no
               bottom, the towers read the inputs (B, inputs.dim) themselves.
-    activation, dropout, batch_norm, embedding_std: keyword-only, as for every sbmm
-              model (`MultiTaskModel`): the layer options of the bottom's and every
-              tower's hidden layers, and the embeddings' std.
+    options:  activation, dropout, batch_norm, embedding_std, as every sbmm model
+              takes them (`MultiTaskModel`): the bottom's and every tower's hidden
+              layers, and the embeddings' std.
 
     forward(batch.features) → {objective name: (B,) logit (binary) or (B,)/(B, dim)
     value (regression)}
@@ -43,20 +43,9 @@ class SharedBottom(MultiTaskModel):
         features: Sequence[Feature],
         towers: Sequence[Tower],
         bottom: Sequence[int] = (64, 32, 16),
-        *,
-        activation: str = "relu",
-        dropout: float = 0.0,
-        batch_norm: bool = False,
-        embedding_std: float = 1.0,
+        **options,
     ):
-        super().__init__(
-            features,
-            towers,
-            activation=activation,
-            dropout=dropout,
-            batch_norm=batch_norm,
-            embedding_std=embedding_std,
-        )
+        super().__init__(features, towers, **options)
         bottom = check_widths("bottom", bottom, allow_empty=True)
         self.bottom = self.layer_options.mlp(self.inputs.dim, bottom)  # () → identity
         self.build_towers(bottom[-1] if bottom else self.inputs.dim)

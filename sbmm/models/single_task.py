@@ -43,9 +43,9 @@ class SingleTask(MultiTaskModel):
               tower's `hidden` widths ending in the objective's `dim` outputs.
     bottom:   widths of every objective's own bottom MLP; the seed's 64-32-16 by
               default. `()`: no bottom, each head reads its own inputs.
-    activation, dropout, batch_norm, embedding_std: keyword-only, as for every sbmm
-              model (`MultiTaskModel`): the layer options of every bottom's and every
-              head's hidden layers, and the embeddings' std.
+    options:  activation, dropout, batch_norm, embedding_std, as every sbmm model
+              takes them (`MultiTaskModel`): every bottom's and every head's hidden
+              layers, and the embeddings' std.
 
     forward(batch.features) → {objective name: (B,) logit (binary) or (B,)/(B, dim)
     value (regression)}, in the towers' declaration order, as `SharedBottom` returns it.
@@ -56,20 +56,9 @@ class SingleTask(MultiTaskModel):
         features: Sequence[Feature],
         towers: Sequence[Tower],
         bottom: Sequence[int] = (64, 32, 16),
-        *,
-        activation: str = "relu",
-        dropout: float = 0.0,
-        batch_norm: bool = False,
-        embedding_std: float = 1.0,
+        **options,
     ):
-        super().__init__(
-            features,
-            towers,
-            activation=activation,
-            dropout=dropout,
-            batch_norm=batch_norm,
-            embedding_std=embedding_std,
-        )
+        super().__init__(features, towers, **options)
         bottom = check_widths("bottom", bottom, allow_empty=True)
         d_in = self.inputs[self.objectives[0].name].dim
         d = bottom[-1] if bottom else d_in  # the width each head reads

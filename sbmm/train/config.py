@@ -260,15 +260,7 @@ def _model(spec: dict) -> tuple[type[models.MultiTaskModel], dict]:
     options = spec.get("options", {})
     if not isinstance(options, dict):
         raise ValueError("[model] options must be a table, e.g. { bottom = [64] }")
-    parameters = inspect.signature(architecture).parameters.values()
-    if any(p.kind is p.VAR_KEYWORD for p in parameters):
-        return architecture, options
-    takes = [
-        p.name
-        for p in parameters
-        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        and p.name not in ("features", "towers")
-    ]
+    takes = _options(architecture)
     for option in options:
         if option not in takes:
             raise ValueError(
@@ -276,6 +268,26 @@ def _model(spec: dict) -> tuple[type[models.MultiTaskModel], dict]:
                 f"its options: {', '.join(takes) or 'none'}"
             )
     return architecture, options
+
+
+def _options(architecture: type) -> list[str]:
+    """The options an architecture's constructor takes by name: its own, and, when it
+    passes `**options` on, those of the classes above it (`MultiTaskModel`'s layer
+    options)."""
+    takes: list[str] = []
+    for cls in architecture.__mro__:
+        if cls is object:
+            break
+        parameters = inspect.signature(cls.__init__).parameters.values()
+        takes += [
+            p.name
+            for p in parameters
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            and p.name not in ("self", "features", "towers", *takes)
+        ]
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            break
+    return takes
 
 
 def _tower(number: int, spec: object) -> Tower:
