@@ -281,6 +281,11 @@ class Tower:
         object.__setattr__(self, "hidden", tuple(self.hidden))
         if not self.name or not isinstance(self.name, str):
             raise ValueError(f"a tower needs a non-empty name, got {self.name!r}")
+        if "." in self.name:
+            raise ValueError(
+                f"tower {self.name!r}: a name must not contain '.' (PyTorch keys "
+                "modules by it)"
+            )
         if not self.objectives:
             raise ValueError(f"tower {self.name!r} has no objectives")
         for o in self.objectives:

@@ -114,6 +114,8 @@ def test_bad_tower_declarations_raise():
         sbmm.Tower("t", [])
     with pytest.raises(ValueError, match="'t'.*hidden"):
         sbmm.Tower("t", [sbmm.Objective("a")], hidden=(0,))
+    with pytest.raises(ValueError, match="tower 'scene.1': a name must not contain"):
+        sbmm.Tower("scene.1", [sbmm.Objective("a")])
     with pytest.raises(ValueError, match="unique"):
         sbmm.SharedBottom(
             [sbmm.Dense("x")],
