@@ -20,7 +20,12 @@ from torch import Tensor
 from .data.batch import Batch
 from .objectives import Objective, Tower, ancestors, declared, labelled_rows
 
-__all__ = ["chain_of", "entire_space_logit", "entire_space_inputs"]
+__all__ = [
+    "chain_of",
+    "entire_space_inputs",
+    "entire_space_logit",
+    "joint_prediction",
+]
 
 
 @functools.lru_cache(maxsize=256)
@@ -63,15 +68,27 @@ def entire_space_inputs(
     The target is the objective's label where every label along the chain is 1, and 0
     wherever the chain broke: there the label is not read at all (a table may hold NaN
     for the like of an unclicked impression)."""
-    chain = _chain(objective, tuple(towers))
     target = batch.labels[objective.target].to(
         predictions[objective.name].dtype
     )  # (B,)
     reached = labelled_rows(objective, batch.labels, towers)  # (B,) the chain holds
     target = torch.where(reached, target, 0.0)
+    return joint_prediction(objective, predictions, towers), target
+
+
+def joint_prediction(
+    objective: Objective, predictions: Mapping[str, Tensor], towers: Sequence[Tower]
+) -> Tensor:
+    """An objective's prediction over every sample, from the model's conditional ones:
+    for a binary objective the logit of p(objective ∧ everything it is given)
+    (`entire_space_logit`), for a regression one p(everything it is given) ·
+    E[objective | all of it]. An objective given nothing: its own prediction.
+    (B,) or (B, dim) like the objective's prediction."""
     if objective.kind == "binary":
-        return entire_space_logit(objective, predictions, towers), target
-    log_p_chain = sum(
-        F.logsigmoid(predictions[parent.name]) for parent in chain
-    )  # (B,)
-    return torch.exp(log_p_chain) * predictions[objective.name], target
+        return entire_space_logit(objective, predictions, towers)
+    value = predictions[objective.name]
+    chain = _chain(objective, tuple(towers))
+    if not chain:
+        return value
+    log_p = sum(F.logsigmoid(predictions[parent.name]) for parent in chain)  # (B,)
+    return torch.exp(log_p).view(-1, *[1] * (value.dim() - 1)) * value

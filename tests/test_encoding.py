@@ -108,6 +108,7 @@ def test_labels_are_skipped_for_rows_to_predict_on():
         ({"age": [1.0, "ten", 3.0, 4.0, 5.0]}, "dense column 'age'.*'ten' in row 1"),
         ({"age": [1.0, np.nan, 3.0, 4.0, 5.0]}, "dense column 'age'"),
         ({"click": [0, 1, np.inf, 1, 0]}, "label column 'click'"),
+        ({"click": [0, 1, "yes", 1, 0]}, "label column 'click'.*'yes' in row 2"),
         ({"tags": [["a"], ["b", None], [], [], []]}, "multi-valued column 'tags'"),
     ],
 )
@@ -157,3 +158,9 @@ def test_array_cells_and_list_cells_encode_alike():
     )
     # by count, ties in the order of their first row
     assert list(encoder.vocabularies["tags"]) == [1, 2, 7, 3]
+
+
+def test_a_missing_label_stays_nan_for_fit_to_judge_where_it_is_read():
+    batch = TableEncoder(SCHEMA).fit_transform(frame(click=[0, 1, None, 1, np.nan]))
+    assert batch.labels["click"][[0, 1, 3]].tolist() == [0.0, 1.0, 1.0]
+    assert torch.isnan(batch.labels["click"][[2, 4]]).all()

@@ -13,7 +13,8 @@ unseen in training, or seen fewer than `min_count` times). Dense columns are sca
 with the training split's statistics only, so nothing about the validation or test
 rows leaks into the inputs. Every column is checked when it is read, and a bad one is
 refused with its name: a missing column, NaN in a categorical, a string in a dense
-column, a non-finite label.
+column, text or inf in a label (a missing label stays NaN: `fit` refuses it where an
+objective reads it).
 """
 
 from __future__ import annotations
@@ -159,8 +160,9 @@ class TableEncoder:
     ) -> Batch:
         """The rows of `frame` as a Batch: {column: (N,) int64 ids} for categorical,
         (N,) float32 for dense (scaled), (N, L) int64 ids padded with -1 for
-        multi-valued features; labels (N,) float32 (skipped when `labels` is False,
-        for rows to predict on)."""
+        multi-valued features; labels (N,) float32, NaN where a label is missing (a
+        like never recorded: `fit` refuses it only in rows an objective reads), and
+        skipped when `labels` is False, for rows to predict on."""
         if not self.vocabularies and not self.statistics:
             raise RuntimeError("the encoder is not fitted: call fit(train) first")
         frame = _as_frame(frame)
@@ -177,7 +179,7 @@ class TableEncoder:
         targets = {}
         if labels:
             for name in self.schema.labels:
-                y = _numbers(frame, name, "label column")
+                y = _numbers(frame, name, "label column", missing=True)
                 targets[name] = torch.from_numpy(y.astype(np.float32))  # (N,)
         return Batch(features, targets)
 
@@ -281,11 +283,16 @@ def _categorical(frame: pd.DataFrame, name: str) -> pd.Series:
     return values
 
 
-def _numbers(frame: pd.DataFrame, name: str, what: str) -> np.ndarray:
-    """The column `name` as float64; a ValueError naming it for text, NaN or inf."""
+def _numbers(
+    frame: pd.DataFrame, name: str, what: str, missing: bool = False
+) -> np.ndarray:
+    """The column `name` as float64; a ValueError naming it for text, inf, or (unless
+    `missing`, when they stay NaN) missing values."""
     values = _column(frame, name)
     numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isfinite(numbers)
+    if missing:
+        bad &= ~values.isna().to_numpy()
     if bad.any():
         row = int(np.argmax(bad))
         raise ValueError(

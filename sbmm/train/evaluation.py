@@ -5,11 +5,10 @@ large batches under `torch.inference_mode()`."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from ..data.batch import Batch
-from ..conditional import chain_of, entire_space_inputs
+from ..conditional import entire_space_inputs, joint_prediction
 from ..losses import objective_losses
 from ..metrics import objective_metrics, scores
 from ..models.base import MultiTaskModel
@@ -54,15 +53,8 @@ def predict_joint(
     predictions = _predict(model, data, batch_size)
     out = {}
     for o in model.objectives:
-        value = predictions[o.name]
-        log_p = sum(
-            (F.logsigmoid(predictions[p.name]) for p in chain_of(o, model.tower_specs)),
-            torch.zeros_like(value if value.dim() == 1 else value[:, 0]),
-        )  # (N,) log p(everything o is given)
-        if o.kind == "binary":
-            out[o.name] = torch.exp(log_p + F.logsigmoid(value))
-        else:
-            out[o.name] = value * torch.exp(log_p).view(-1, *[1] * (value.dim() - 1))
+        joint = joint_prediction(o, predictions, model.tower_specs)
+        out[o.name] = torch.sigmoid(joint) if o.kind == "binary" else joint
     return out
 
 
