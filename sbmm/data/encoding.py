@@ -163,8 +163,7 @@ class TableEncoder:
         multi-valued features; labels (N,) float32, NaN where a label is missing (a
         like never recorded: `fit` refuses it only in rows an objective reads), and
         skipped when `labels` is False, for rows to predict on."""
-        if not self.vocabularies and not self.statistics:
-            raise RuntimeError("the encoder is not fitted: call fit(train) first")
+        self._check_fitted()
         frame = _as_frame(frame)
         features: dict[str, torch.Tensor] = {}
         for name in self.schema.categorical:
@@ -191,8 +190,7 @@ class TableEncoder:
     def features(self) -> list[Feature]:
         """The feature declarations for a model, in the schema's order; a categorical
         feature's vocabulary holds its fitted values and the out-of-vocabulary id."""
-        if not self.vocabularies and not self.statistics:
-            raise RuntimeError("the encoder is not fitted: call fit(train) first")
+        self._check_fitted()
         out: list[Feature] = []
         for name in self.schema.categorical:
             out.append(Categorical(name, self._size(name), self._dim(name)))
@@ -201,6 +199,10 @@ class TableEncoder:
             size, dim = self._size(name), self._dim(name)
             out.append(MultiCategorical(name, size, dim, pooling=self.pooling))
         return out
+
+    def _check_fitted(self) -> None:
+        if not self.vocabularies and not self.statistics:
+            raise RuntimeError("the encoder is not fitted: call fit(train) first")
 
     def _vocabulary(self, values: pd.Series) -> pd.Index:
         """The values seen at least `min_count` times, most frequent first (ties in

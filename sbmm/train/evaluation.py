@@ -74,19 +74,19 @@ def losses_and_metrics(
 ) -> tuple[dict[str, Tensor], dict[str, dict[str, float]]]:
     """Each objective's loss (a 0-d tensor) and metrics on checked data."""
     predictions = _predict(model, data, batch_size)
-    data = data.to(next(model.parameters()).device)
+    return _scored(model, predictions, data.to(next(model.parameters()).device))
+
+
+def _scored(
+    model: MultiTaskModel, predictions: dict[str, Tensor], data: Batch
+) -> tuple[dict[str, Tensor], dict[str, dict[str, float]]]:
+    """The losses and metrics of `predictions` against `data`, on one device."""
     towers = model.tower_specs
     losses = objective_losses(towers, predictions, data)
     metrics = {
         o.name: objective_metrics(o, predictions[o.name], data.labels, towers)
         for o in model.objectives
     }
-    for o in model.objectives:
-        if o.given is not None and o.imputes is None:
-            joint, target = entire_space_inputs(o, predictions, towers, data)
-            metrics[o.name].update(
-                {f"joint_{k}": v for k, v in scores(o, joint, target).items()}
-            )
     return losses, metrics
 
 
@@ -106,23 +106,21 @@ def evaluate(
     - an objective given another also gets "joint_auc", "joint_logloss", "joint_n"
       (binary) or "joint_rmse", "joint_n" (regression): the joint prediction
       (`predict_joint`) against the joint label (click · like) over every row, which
-      is what ranking by it serves.
+      is what ranking by it serves. (Validation during training leaves them out.)
 
     Features and labels are checked first."""
     model = check_model(model)
     data = check_data("data", data, model)
-    losses, metrics = losses_and_metrics(model, data, batch_size)
-    return {
-        o.name: {
-            **metrics[o.name],
-            "loss": float(losses[o.name]),
-            "n_loss": _loss_rows(o, data),
-        }
-        for o in model.objectives
-    }
-
-
-def _loss_rows(objective, data: Batch) -> int:
-    """How many rows of `data` the objective's loss averages over."""
-    rows = admitted(objective, data.labels)
-    return len(data) if rows is None else int(rows.sum())
+    predictions = _predict(model, data, batch_size)
+    data = data.to(next(model.parameters()).device)
+    losses, metrics = _scored(model, predictions, data)
+    out = {}
+    for o in model.objectives:
+        out[o.name] = {**metrics[o.name], "loss": float(losses[o.name])}
+        rows = admitted(o, data.labels)  # the rows the loss averages over
+        out[o.name]["n_loss"] = len(data) if rows is None else int(rows.sum())
+        if o.given is not None and o.imputes is None:
+            joint, target = entire_space_inputs(o, predictions, model.tower_specs, data)
+            joint_scores = scores(o, joint, target)
+            out[o.name].update({f"joint_{k}": v for k, v in joint_scores.items()})
+    return out

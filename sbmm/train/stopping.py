@@ -108,10 +108,15 @@ class Watch:
         """Read the epoch `history` just validated (its last); set `history.best_epoch`
         and return True when it is the best so far."""
         epoch = len(history.valid_metrics)
-        value = self.rule.value(history, epoch)
+        if not self.see(self.rule.value(history, epoch)):
+            return False
+        history.best_epoch = epoch
+        return True
+
+    def see(self, value: float) -> bool:
+        """Take one epoch's watched value; True when it is the best so far."""
         if self.rule.improves(value, self.best):
             self.best, self.since = value, 0
-            history.best_epoch = epoch
             return True
         self.since += 1
         return False
@@ -121,11 +126,7 @@ class Watch:
         """The watch of a resumed run, as it stood after the epochs `history` holds."""
         watch = cls(rule)
         for epoch in range(1, len(history.valid_metrics) + 1):
-            value = rule.value(history, epoch)
-            if rule.improves(value, watch.best):
-                watch.best, watch.since = value, 0
-            else:
-                watch.since += 1
+            watch.see(rule.value(history, epoch))
         return watch
 
     @property
