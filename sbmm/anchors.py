@@ -41,16 +41,15 @@ from typing import Iterable, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 from numpy.typing import ArrayLike
-from sklearn.metrics import log_loss, mean_squared_error, roc_auc_score
 from torch import Tensor
 
+from . import kinds
 from .data.batch import Batch
 from .data.truth import TruthSpec
 from .tables import Table
 
 __all__ = ["Anchor", "AnchorTable", "anchor_table", "gap_closed", "gap_closed_by_run"]
 
-METRICS = {"binary": ("auc", "logloss"), "regression": ("rmse",)}  # first: the default
 Specs = Mapping[str, TruthSpec] | Iterable[TruthSpec]
 
 
@@ -148,7 +147,8 @@ def anchor_table(
                 f"unknown objective {objective!r}: the truth specs declare {declared}"
             )
         spec = by_label[objective]
-        rows += _anchors(objective, prediction, batch, spec, METRICS[spec.kind])
+        metrics = kinds.get(spec.kind).metrics
+        rows += _anchors(objective, prediction, batch, spec, metrics)
     return AnchorTable(tuple(rows))
 
 
@@ -164,7 +164,7 @@ def gap_closed(
     constant; 1: as good as the attainable truth."""
     if not isinstance(spec, TruthSpec):
         raise TypeError(f"spec must be a TruthSpec, got {type(spec).__name__}")
-    allowed = METRICS[spec.kind]
+    allowed = kinds.get(spec.kind).metrics  # first: the default
     metric = allowed[0] if metric is None else metric
     if metric not in allowed:
         raise ValueError(
@@ -237,8 +237,8 @@ def _anchors(
     rows = spec.rows(batch).cpu()
     column = lambda t: t.detach().double().cpu()[rows].numpy()  # noqa: E731 (N,) → (n,)
     y = column(batch.labels[spec.label])
-    if spec.kind == "binary":
-        score = torch.sigmoid(score)  # logits → probabilities
+    kind = kinds.get(spec.kind)
+    score = kind.mean(score)  # logits → probabilities; values stay
     n = len(y)
     scores = {  # (n,) each; the best constant is the base rate, or the mean label
         "constant": np.full(n, y.mean() if n else math.nan),
@@ -251,18 +251,7 @@ def _anchors(
             objective,
             metric,
             n,
-            **{k: _metric(metric, y, s) for k, s in scores.items()},
+            **{k: kind.metric(metric, y, s) for k, s in scores.items()},
         )
         for metric in metrics
     ]
-
-
-def _metric(metric: str, y: np.ndarray, score: np.ndarray) -> float:
-    """`metric` of the scores (n,) (probabilities or values) against labels y (n,)."""
-    if len(y) == 0 or (metric == "auc" and len(np.unique(y)) < 2):
-        return math.nan
-    if metric == "auc":
-        return float(roc_auc_score(y, score))
-    if metric == "logloss":
-        return float(log_loss(y, score, labels=[0, 1]))
-    return math.sqrt(mean_squared_error(y, score))

@@ -31,9 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .conditional import chain_of
+from . import kinds
+from .conditional import chain_of, chain_rows
 from .data.batch import Batch
-from .objectives import Objective, Tower, labelled_rows
+from .objectives import Objective, Tower
 
 __all__ = ["dr_losses", "ips_loss", "observed_loss", "propensity"]
 
@@ -62,18 +63,16 @@ def observed_loss(
     batch: Batch,
 ) -> tuple[Tensor, Tensor]:
     """(o, ℓ), both (B,): o is 1. where every label along `objective`'s chain is 1 (the
-    label was observed), ℓ its per-sample loss there (binary cross-entropy on its
-    conditional logit, or squared error) and 0 elsewhere, where the label is not read
-    (a table may hold NaN for the like of an unclicked impression)."""
-    prediction = predictions[objective.name]  # (B,)
-    reached = labelled_rows(objective, batch.labels, towers)  # (B,) the chain holds
+    label was observed), ℓ its per-sample loss there (its kind's: binary cross-entropy
+    on its conditional logit, squared error, ...) and 0 elsewhere, where the label is
+    not read (a table may hold NaN for the like of an unclicked impression)."""
+    prediction = predictions[objective.name]  # (B,) or (B, outputs)
+    reached = chain_rows(objective, batch.labels, towers)  # (B,) the chain holds
     target = batch.labels[objective.target].to(prediction.dtype)
     target = torch.where(reached, target, 0.0)
-    prediction = torch.where(reached, prediction, 0.0)
-    if objective.kind == "binary":
-        loss = F.binary_cross_entropy_with_logits(prediction, target, reduction="none")
-    else:
-        loss = F.mse_loss(prediction, target, reduction="none")
+    row = reached.view(-1, *[1] * (prediction.dim() - 1))  # broadcast over outputs
+    prediction = torch.where(row, prediction, 0.0)
+    loss = kinds.get(objective.kind).loss(prediction, target)  # (B,)
     return reached.to(loss.dtype), torch.where(reached, loss, 0.0)
 
 

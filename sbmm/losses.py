@@ -5,7 +5,9 @@ L_objective is the mean, over the samples the objective admits
 
     L_objective = Σ_i m_i s_i ℓ_i / Σ_i m_i        (zero when no sample is admitted)
 
-with ℓ the binary cross-entropy on a logit or the squared error on a value. How the
+with ℓ the per-sample loss of the objective's kind (`sbmm.kinds`: the binary
+cross-entropy on a logit, the squared error on a value, ...). Which rows count, and
+how a conditional objective is trained, is its space's (`sbmm.spaces`). How the
 objectives' losses combine into one is the weighting strategy's business
 (`sbmm.weighting`); the declared combination Σ_t w_t Σ_o w_o L_o is `multitask_loss`.
 """
@@ -15,14 +17,13 @@ from __future__ import annotations
 from typing import Callable, Iterable, Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from .conditional import entire_space_inputs
+from . import kinds
 from .data.batch import Batch
-from .debias import dr_losses, ips_loss
-from .objectives import Objective, Tower, admitted, labelled_rows
+from .objectives import Objective, Tower, admitted
 from .sample_weights import SampleWeight, column_values
+from .spaces import labelled_rows, resolve, schedule
 
 __all__ = [
     "Across",
@@ -85,7 +86,8 @@ def objective_loss(
     """The scalar loss of one objective on a batch: Σ m·s·ℓ / Σ m
     (0 when none is admitted).
 
-    prediction:  (B,) logits (binary) or values (regression), or (B, dim) for dim > 1.
+    prediction:  (B,) raw outputs (logits, values), or (B, width) for an objective of
+                 several outputs (`Objective.width`).
     target:      the label to fit, if not the objective's own column
                  (entire-space training, which admits every sample).
     across:      see `Across`; None: one process.
@@ -98,15 +100,11 @@ def objective_loss(
     if keep is not None:
         # Zero excluded samples' inputs, not only their losses: a NaN or inf there must
         # not reach the loss or its gradient (NaN · 0 is NaN).
-        row = keep if prediction.dim() == 1 else keep.unsqueeze(1)
-        prediction = torch.where(row, prediction, 0.0)
-        target = torch.where(row, target, 0.0)
+        prediction = torch.where(_rows(keep, prediction), prediction, 0.0)
+        target = torch.where(_rows(keep, target), target, 0.0)
     plain = keep is None and weight is None and across is None
     reduce = "mean" if plain else "none"
-    if objective.kind == "binary":
-        loss = F.binary_cross_entropy_with_logits(prediction, target, reduction=reduce)
-    else:
-        loss = F.mse_loss(prediction, target, reduction=reduce)
+    loss = kinds.get(objective.kind).loss(prediction, target, reduction=reduce)
     if plain:  # the fast path: nothing to mask, weigh or share out
         return loss
     if loss.dim() > 1:
@@ -126,6 +124,11 @@ def objective_loss(
     return loss.sum() / count.clamp_min(1)
 
 
+def _rows(keep: Tensor, like: Tensor) -> Tensor:
+    """(B,) bool `keep`, viewed to broadcast over `like`'s trailing dimensions."""
+    return keep.view(-1, *[1] * (like.dim() - 1))
+
+
 def objective_losses(
     towers: Sequence[Tower],
     predictions: Mapping[str, Tensor],
@@ -135,33 +138,15 @@ def objective_losses(
 ) -> dict[str, Tensor]:
     """Every objective's loss L_o (unweighted), by objective name, in declaration order.
 
-    A conditional objective is trained on the samples it admits ("masked"), on every
-    sample through the product with what it is given ("entire"), or on every sample by
-    inverse propensities ("ips", "dr", with the loss of the objective that imputes a DR
-    objective's error); see `Objective` and `sbmm.debias`.
+    Each objective's space (`sbmm.spaces`, resolved once per towers) sets its loss: on
+    the samples it admits ("masked"), on every sample through the product with what it
+    is given ("entire"), or on every sample by inverse propensities ("ips", "dr", which
+    also sets the loss of the objective that imputes its error).
     """
-    objectives = [o for t in towers for o in t.objectives]
-    imputation = {o.imputes: o for o in objectives if o.imputes is not None}
-    debiased = {}  # {name: loss} of the DR objectives and their imputations
-    for o in objectives:
-        if o.space == "dr":
-            i = imputation[o.name]
-            dr, imp = dr_losses(o, i, predictions, towers, batch, across)
-            debiased[o.name], debiased[i.name] = dr, imp
     losses = {}
-    for o in objectives:
-        if o.name in debiased:
-            losses[o.name] = debiased[o.name]
-        elif o.space == "ips":
-            losses[o.name] = ips_loss(o, predictions, towers, batch, across)
-        elif o.given is not None and o.space == "entire":
-            prediction, target = entire_space_inputs(o, predictions, towers, batch)
-            losses[o.name] = objective_loss(o, prediction, batch, target, across=across)
-        else:
-            losses[o.name] = objective_loss(
-                o, predictions[o.name], batch, across=across
-            )
-    return losses
+    for space in schedule(towers):
+        losses.update(space.losses(predictions, batch, across))
+    return {name: losses[name] for name in resolve(towers)}
 
 
 def declared_weights(towers: Sequence[Tower]) -> dict[str, float]:
@@ -198,8 +183,8 @@ def check_labels(towers: Sequence[Tower], batch: Batch) -> None:
 
     Every objective's label and mask exist with one row (or `dim` values) per sample;
     masks are 0/1; on the rows where a label is read (those the objective admits, or,
-    trained on every sample, where its chain holds) it is finite, and 0/1 for a binary
-    objective; sample weights exist, are finite and non-negative. An imputation
+    trained on every sample, where its chain holds) it is finite, and what its kind
+    reads (0/1 for a binary objective, > 0 for a duration); sample weights exist, are finite and non-negative. An imputation
     objective reads no label.
     """
     n = len(batch)
@@ -236,9 +221,10 @@ def check_labels(towers: Sequence[Tower], batch: Batch) -> None:
             raise ValueError(
                 f"objective {o.name!r}: label {o.target!r} contains NaN or inf"
             )
-        if o.kind == "binary" and not bool(((read == 0) | (read == 1)).all()):
+        problem = kinds.get(o.kind).label_problem(read)
+        if problem is not None:
             raise ValueError(
-                f"objective {o.name!r}: binary label {o.target!r} must be 0 or 1"
+                f"objective {o.name!r}: {o.kind} label {o.target!r} {problem}"
             )
         if o.sample_weight is not None:
             # (n,): the sources' shapes are checked as read

@@ -1,7 +1,8 @@
 """Metrics (scikit-learn underneath).
 
-`objective_metrics`: per objective, AUC and log loss for binary objectives, RMSE for
-regression, against the observed labels. `truth_auc` and `excess_log_loss` score a model
+`objective_metrics`: per objective, the metrics its kind reports (`sbmm.kinds`: AUC
+and log loss for binary objectives, RMSE for regression and durations), against the
+observed labels. `truth_auc` and `excess_log_loss` score a model
 against a simulator's true probabilities instead: each impression counts as a positive
 with weight p and as a negative with weight 1 − p, which is the expectation over every
 0/1 label the world could have drawn, so the label noise of one finite test set drops
@@ -10,16 +11,16 @@ out.
 
 from __future__ import annotations
 
-import math
 from typing import Mapping, Sequence
 
 import numpy as np
 import torch
 from numpy.typing import ArrayLike
-from sklearn.metrics import log_loss, mean_squared_error, roc_auc_score
 from torch import Tensor
 
-from .objectives import Objective, Tower, labelled_rows
+from . import kinds
+from .objectives import Objective, Tower
+from .spaces import labelled_rows
 
 __all__ = ["excess_log_loss", "objective_metrics", "scores", "truth_auc"]
 
@@ -35,10 +36,9 @@ def objective_metrics(
     impressions, masked or trained on the entire space (`towers` then declare its
     chain).
 
-    prediction: (B,) logits for a binary objective, (B,) or (B, dim) values for a
-                regression one.
-    Returns {"auc", "logloss"} (binary) or {"rmse"} (regression), plus "n", the samples
-    scored; only "n" for an imputation objective (`Objective.imputes`), which has no
+    prediction: the objective's raw outputs, (B,) or (B, width).
+    Returns its kind's metrics ({"auc", "logloss"} binary, {"rmse"} regression and
+    lognormal), plus "n", the samples scored; only "n" for an imputation objective (`Objective.imputes`), which has no
     label (its loss is its fit).
     AUC is NaN when the admitted samples hold only one class (it is undefined there).
     Raises a ValueError naming the objective when a prediction is NaN or infinite.
@@ -53,9 +53,10 @@ def objective_metrics(
 
 
 def scores(objective: Objective, prediction: Tensor, y: Tensor) -> dict[str, float]:
-    """{"auc", "logloss", "n"} of (N,) logits against (N,) 0/1 labels for a binary
-    `objective`, {"rmse", "n"} of values against labels for a regression one; {"n": 0}
-    with no rows. A ValueError naming the objective when a prediction is not finite."""
+    """The metrics of `objective`'s kind, of raw outputs `prediction` (N, ...) against
+    labels `y` (N, ...), scored on the expectation the kind reads from the outputs
+    (σ(logit), the value, e^{μ + σ²/2}), plus "n"; {"n": 0} with no rows. A
+    ValueError naming the objective when a prediction is not finite."""
     y = y.detach().double().cpu().numpy()
     p = prediction.detach().double().cpu()
     n = len(y)
@@ -66,15 +67,9 @@ def scores(objective: Objective, prediction: Tensor, y: Tensor) -> dict[str, flo
             f"objective {objective.name!r}: the model's predictions hold NaN or inf "
             "(are its weights finite?)"
         )
-    if objective.kind == "regression":
-        return {"rmse": math.sqrt(mean_squared_error(y, p.numpy())), "n": n}
-    prob = torch.sigmoid(p).numpy()
-    auc = roc_auc_score(y, prob) if len(np.unique(y)) == 2 else math.nan
-    return {
-        "auc": float(auc),
-        "logloss": float(log_loss(y, prob, labels=[0, 1])),
-        "n": n,
-    }
+    kind = kinds.get(objective.kind)
+    mean = kind.mean(p).numpy()
+    return {**{m: kind.metric(m, y, mean) for m in kind.metrics}, "n": n}
 
 
 def _as_outcomes(
@@ -103,6 +98,8 @@ def truth_auc(score: ArrayLike | Tensor, p_true: ArrayLike | Tensor) -> float:
     gives the highest value possible in that world (below 1 whenever outcomes are
     uncertain); a constant score gives 0.5."""
     y, s, w = _as_outcomes(score, p_true)
+    from sklearn.metrics import roc_auc_score
+
     return float(roc_auc_score(y, s, sample_weight=w))
 
 
@@ -110,6 +107,8 @@ def excess_log_loss(q: ArrayLike | Tensor, p_true: ArrayLike | Tensor) -> float:
     """The expected log loss of predicted probabilities `q` (N,) minus that of the truth
     `p_true` (N,), over labels drawn from `p_true`: the mean KL(p ‖ q). Zero only for
     q = p; it measures calibration and ranking together."""
+    from sklearn.metrics import log_loss
+
     y, q2, w = _as_outcomes(q, p_true)
     if not np.all((q2 >= 0) & (q2 <= 1)):
         raise ValueError(

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, replace
-from typing import Literal, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from torch import Tensor
 
+from . import kinds
 from .data.batch import Batch
 from .sample_weights import SampleWeight, WeightSource, column_values
 from .validation import is_count, is_number
@@ -33,13 +34,10 @@ __all__ = [
     "Tower",
     "admitted",
     "declared",
-    "labelled_rows",
     "ancestors",
     "check_towers",
 ]
 
-SPACES = ("masked", "entire", "ips", "dr")  # how a conditional objective is trained
-DEBIASED = ("ips", "dr")  # the spaces weighted by inverse propensities
 DEFAULT_PROPENSITY_FLOOR = 0.05  # p̂ is clipped below here: each weight is at most 20
 
 
@@ -48,8 +46,10 @@ class Objective:
     """One predicted target.
 
     name:          key of the prediction in a model's output dict.
-    kind:          "binary" (the model outputs a logit; loss: binary cross-entropy) or
-                   "regression" (the model outputs a value; loss: mean squared error).
+    kind:          a registered kind (`sbmm.kinds`): "binary" (the model outputs a
+                   logit; loss: binary cross-entropy), "regression" (a value; squared
+                   error) or "lognormal" (a positive duration: μ and log σ of its log;
+                   Gaussian likelihood of log T; its mean is e^{μ + σ²/2}).
     weight:        the objective's weight inside its tower.
     label:         the label column it trains on; defaults to `name`.
     mask:          name of a 0/1 label that must be 1 for a sample to count (a like
@@ -63,11 +63,13 @@ class Objective:
                    all weigh 1.
     dim:           values per sample for a regression objective
                    (the seed's 3- and 2-wide targets); its prediction and label are then
-                   (B, dim), else (B,).
+                   (B, dim), else (B,). A kind of several outputs per value (lognormal)
+                   predicts (B, outputs) for its (B,) label.
     given:         for a conditional objective, the binary objective it follows
                    (like is given click): its prediction is then conditional,
                    p(like | click) or E[play_time | click].
-    space:         how a conditional objective is trained. "masked": on its own sample
+    space:         how a conditional objective is trained (`sbmm.spaces`). "masked":
+                   on its own sample
                    space, the samples whose `given` label is 1 (its mask). "entire"
                    (ESMM, Ma et al., 2018): on every sample, through the product with
                    the probability of what it is given: p(click ∧ like) = p(click) ·
@@ -93,14 +95,14 @@ class Objective:
     """
 
     name: str
-    kind: Literal["binary", "regression"] = "binary"
+    kind: str = "binary"
     weight: float = 1.0
     label: str | None = None
     mask: str | None = None
     sample_weight: WeightSource | SampleWeight | None = None
     dim: int = 1
     given: str | None = None
-    space: Literal["masked", "entire", "ips", "dr"] = "masked"
+    space: str = "masked"
     propensity_floor: float | None = None
     imputes: str | None = None
 
@@ -110,70 +112,44 @@ class Objective:
 
         if not self.name or not isinstance(self.name, str):
             raise ValueError(f"an objective needs a non-empty name, got {self.name!r}")
-        if self.kind not in ("binary", "regression"):
-            raise problem(f"kind must be 'binary' or 'regression', got {self.kind!r}")
+        try:
+            kind = kinds.get(self.kind)
+        except ValueError as error:
+            raise problem(str(error)) from None
         if not (is_number(self.weight) and self.weight >= 0):
             raise problem(f"weight must be a finite number >= 0, got {self.weight!r}")
         if not is_count(self.dim):
             raise problem(f"dim must be an integer >= 1, got {self.dim!r}")
-        if self.kind == "binary" and self.dim != 1:
-            raise problem(f"a binary objective has dim 1, got {self.dim}")
+        if self.dim != 1 and not kind.multi_valued:
+            raise problem(f"a {self.kind} objective has dim 1, got {self.dim}")
+        from .spaces import SPACES  # spaces build on declarations: import on use
+
         if self.space not in SPACES:
-            raise problem(f"space must be one of {SPACES}, got {self.space!r}")
-        if self.space != "masked" and self.given is None:
-            raise problem(
-                f"a space={self.space!r} objective needs `given`, the objective it "
-                "follows"
-            )
-        if self.space != "masked" and self.mask is not None:
-            raise problem(
-                f"a space={self.space!r} objective is trained on every sample; drop "
-                "`mask`"
-            )
-        if self.space in DEBIASED:
-            if self.propensity_floor is None:
-                object.__setattr__(self, "propensity_floor", DEFAULT_PROPENSITY_FLOOR)
-            floor = self.propensity_floor
-            if not (is_number(floor) and 0 < floor <= 1):
-                raise problem(f"propensity_floor must be in (0, 1], got {floor!r}")
-            if self.sample_weight is not None:
-                raise problem(
-                    f"a space={self.space!r} objective takes no sample_weight: its "
-                    "weights are the inverse propensities"
-                )
-        elif self.propensity_floor is not None:
-            raise problem(
-                "propensity_floor is for space='ips' or 'dr' only, not "
-                f"space={self.space!r}"
-            )
+            raise problem(f"space must be one of {tuple(SPACES)}, got {self.space!r}")
         if self.imputes is not None:
-            self._check_imputation(problem)
+            self._check_imputation(kind, problem)
         if self.given == self.name:
             raise ValueError(f"objective {self.name!r} cannot be given itself")
-        if self.given is not None and self.space == "masked" and self.mask is None:
-            # One spelling of the restriction: given="click" in its own space is
-            # mask="click" (`check_towers` makes sure the mask is the label of what it
-            # is given).
-            object.__setattr__(self, "mask", self.given)
+        SPACES[self.space].declare(self, problem)
         sw = self.sample_weight
         if not (sw is None or isinstance(sw, (str, SampleWeight)) or callable(sw)):
             raise TypeError(
                 f"objective {self.name!r}: sample_weight must be a column name, a "
                 "function of the batch, a SampleWeight, or None"
             )
-        if isinstance(sw, SampleWeight) and sw.on != "all" and self.kind != "binary":
+        if isinstance(sw, SampleWeight) and sw.on != "all" and not kind.probability:
             raise problem(
                 f"SampleWeight(on={sw.on!r}) needs a binary objective (positives and "
                 f"negatives of its label), but its kind is {self.kind!r}"
             )
 
-    def _check_imputation(self, problem) -> None:
+    def _check_imputation(self, kind: kinds.Kind, problem) -> None:
         """An imputation objective: a (B,) regression on no label of its own."""
         if not isinstance(self.imputes, str) or not self.imputes:
             raise problem(f"imputes must name an objective, got {self.imputes!r}")
         if self.imputes == self.name:
             raise problem("an objective cannot impute itself")
-        if self.kind != "regression" or self.dim != 1:
+        if kind.probability or kind.outputs != 1 or self.dim != 1:
             raise problem(
                 "an imputation objective predicts one error per sample: declare "
                 "kind='regression' with dim 1"
@@ -184,6 +160,12 @@ class Objective:
                     f"an imputation objective takes no {field}: it fits the per-sample "
                     f"loss of {self.imputes!r}, on the samples where it is observed"
                 )
+
+    @property
+    def width(self) -> int:
+        """The model's raw outputs for this objective: dim × its kind's outputs per
+        value (a lognormal duration: μ and log σ)."""
+        return self.dim * kinds.get(self.kind).outputs
 
     @property
     def target(self) -> str:
@@ -234,37 +216,6 @@ def declared(towers: tuple[Tower, ...]) -> dict[str, Objective]:
     return {o.name: o for t in towers for o in t.objectives}
 
 
-def labelled_rows(
-    objective: Objective, labels: Mapping[str, Tensor], towers: Sequence[Tower] = ()
-) -> Tensor | None:
-    """(B,) bool, the rows where `objective`'s own label is read and its prediction
-    scored; None: all. These are the rows it admits, except for a conditional objective
-    trained on every row ("entire", "ips", "dr"), whose label exists, and whose
-    conditional prediction is scored, only where every label along its chain is 1
-    (`towers` declare the chain); an imputation objective's are those of the objective
-    it imputes."""
-    by_name = declared(tuple(towers))
-    if objective.imputes is not None:
-        if objective.imputes not in by_name:
-            raise ValueError(
-                f"objective {objective.name!r}: the towers do not declare "
-                f"{objective.imputes!r}, what it imputes"
-            )
-        return labelled_rows(by_name[objective.imputes], labels, towers)
-    if not (objective.given is not None and objective.space != "masked"):
-        return admitted(objective, labels)
-    if objective.given not in by_name:
-        raise ValueError(
-            f"objective {objective.name!r}: the towers do not declare "
-            f"{objective.given!r}, what it is given"
-        )
-    rows = None
-    for parent in ancestors(objective, by_name):
-        reached = labels[parent.target] > 0  # (B,)
-        rows = reached if rows is None else rows & reached
-    return rows
-
-
 @dataclass(frozen=True)
 class Tower:
     """A task tower: an MLP of `hidden` widths (ReLU) on the shared part's output,
@@ -306,7 +257,8 @@ class Tower:
 
     @property
     def out_dim(self) -> int:
-        return sum(o.dim for o in self.objectives)
+        """The tower's raw outputs: its objectives' widths."""
+        return sum(o.width for o in self.objectives)
 
 
 def check_towers(towers: Sequence[Tower]) -> tuple[Tower, ...]:
@@ -325,7 +277,9 @@ def check_towers(towers: Sequence[Tower]) -> tuple[Tower, ...]:
     if len(set(names)) != len(names):
         raise ValueError(f"objective names must be unique across towers, got {names}")
     by_name = {o.name: o for t in towers for o in t.objectives}
-    binary_label = {o.target: o.name for o in by_name.values() if o.kind == "binary"}
+    binary_label = {
+        o.target: o.name for o in by_name.values() if kinds.get(o.kind).probability
+    }
     for o in by_name.values():
         parent_name = binary_label.get(o.mask)
         if o.given is None and parent_name not in (None, o.name):
@@ -344,40 +298,25 @@ def check_towers(towers: Sequence[Tower]) -> tuple[Tower, ...]:
                 f"of the model {names}"
             )
         parent = by_name[o.given]
-        if parent.kind != "binary":
+        if not kinds.get(parent.kind).probability:
             raise ValueError(
                 f"objective {o.name!r} is given {o.given!r}, which must be a binary "
                 "objective"
             )
         if o.dim != 1:
             raise ValueError(f"objective {o.name!r}: a conditional objective has dim 1")
-        if o.space == "masked" and o.mask != parent.target:
-            raise ValueError(
-                f"objective {o.name!r} is given {o.given!r} in its own space, so it "
-                f"counts where label {parent.target!r} is 1; declare "
-                f"mask={parent.target!r} or none"
-            )
         ancestors(o, by_name)  # raises on a cycle
-    imputations: dict[str, list[str]] = {}
+    from .spaces import DR, SPACES  # spaces build on declarations: import on use
+
     for o in by_name.values():
-        if o.imputes is None:
-            continue
-        target = by_name.get(o.imputes)
-        if target is None or target.space != "dr":
+        target = by_name.get(o.imputes) if o.imputes is not None else None
+        if o.imputes is not None and (target is None or SPACES[target.space] != DR):
             raise ValueError(
                 f"objective {o.name!r} imputes {o.imputes!r}, which must be a "
                 "space='dr' objective of the model"
             )
-        imputations.setdefault(o.imputes, []).append(o.name)
     for o in by_name.values():
-        found = imputations.get(o.name, [])
-        if o.space == "dr" and len(found) != 1:
-            raise ValueError(
-                f"objective {o.name!r} is trained doubly robust (space='dr') and needs "
-                "exactly one objective that imputes its error, e.g. "
-                f"Objective({o.name + '_error'!r}, 'regression', imputes={o.name!r}); "
-                f"found {found}"
-            )
+        SPACES[o.space].check_in(o, by_name)
     return towers
 
 

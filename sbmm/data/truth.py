@@ -19,17 +19,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Literal, Mapping
+from typing import Mapping
 
 import torch
 from torch import Tensor
 
+from .. import kinds
 from .batch import Batch
 
 __all__ = ["ATTAINABLE_PREFIX", "TruthSpec", "truth_specs"]
 
 ATTAINABLE_PREFIX = "attainable_"  # the attainable truth of p_stay: attainable_p_stay
-KINDS = ("binary", "regression")
 
 
 @dataclass(frozen=True)
@@ -42,19 +42,19 @@ class TruthSpec:
     parent:     the label that must be positive for this one to exist (like: "click"),
                 or None; the label is scored on those rows, and its truth columns are
                 conditional on them.
-    kind:       "binary" (the truth columns are probabilities) or "regression"
-                (expected values).
+    kind:       the label's kind (`sbmm.kinds`): "binary" (the truth columns are
+                probabilities) or "regression" (expected values); it says how the
+                label is scored.
     """
 
     label: str
     truth: str
     attainable: str
     parent: str | None = None
-    kind: Literal["binary", "regression"] = "binary"
+    kind: str = "binary"
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        kinds.get(self.kind)  # a ValueError naming an unknown kind
 
     def rows(self, batch: Batch) -> Tensor:
         """(N,) bool: the rows of `batch` on which the label is scored."""

@@ -18,13 +18,17 @@ deviation every embedding table is drawn with (see `InputLayer`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from .. import kinds
+from ..data.batch import Batch
 from ..inputs import Feature, InputLayer
+from ..losses import check_labels
 from ..objectives import Objective, Tower, check_towers
+from ..spaces import labelled_rows
 from .mlp import LayerOptions
 
 __all__ = ["MultiTaskModel"]
@@ -109,6 +113,35 @@ class MultiTaskModel(nn.Module):
     def objectives(self) -> tuple[Objective, ...]:
         return tuple(o for t in self.tower_specs for o in t.objectives)
 
+    def output_layers(self) -> Iterator[tuple[Objective, nn.Linear, slice]]:
+        """Each objective's last Linear and the slice of its outputs that are the
+        objective's raw outputs."""
+        for t in self.tower_specs:
+            start, last = 0, self.towers[t.name][-1]
+            for o in t.objectives:
+                yield o, last, slice(start, start + o.width)
+                start += o.width
+
+    @torch.no_grad()
+    def init_output_bias(self, data: Batch) -> MultiTaskModel:
+        """Start every objective's output bias at the raw output of the best constant
+        (`Kind.constant`) on `data`, the training data, over the rows where its label
+        is read (`sbmm.spaces.labelled_rows`): the logit of its base rate (binary),
+        its mean (regression), the mean and log spread of log T (lognormal). A
+        conditional objective starts at its rate given what it is given. An
+        imputation, and an objective with no such row, keep theirs. Returns the model,
+        so that `build=lambda: sbmm.SharedBottom(...).init_output_bias(train)` works
+        in `fit_replicas`. Labels are checked first (`sbmm.losses.check_labels`)."""
+        check_labels(self.tower_specs, data)
+        for o, layer, outputs in self.output_layers():
+            rows = labelled_rows(o, data.labels, self.tower_specs)
+            if o.imputes is not None or (rows is not None and not bool(rows.any())):
+                continue
+            y = data.labels[o.target] if rows is None else data.labels[o.target][rows]
+            constant = kinds.get(o.kind).constant(y)  # (width,)
+            layer.bias[outputs] = constant.to(layer.bias)
+        return self
+
     def shared_parameters(self) -> list[nn.Parameter]:
         """The parameters more than one objective's loss reaches: everything outside the
         towers (inputs, bottom, experts, gates). Weighting strategies that act on
@@ -141,13 +174,13 @@ class MultiTaskModel(nn.Module):
 
     @staticmethod
     def split_outputs(tower: Tower, out: Tensor) -> dict[str, Tensor]:
-        """(B, tower.out_dim) raw outputs → {objective: (B,) or (B, dim)} in declaration
-        order."""
+        """(B, tower.out_dim) raw outputs → {objective: (B,) or (B, width)} in
+        declaration order (`Objective.width`)."""
         if len(tower.objectives) == 1:
             (o,) = tower.objectives
-            return {o.name: out.squeeze(1) if o.dim == 1 else out}
-        columns = torch.split(out, [o.dim for o in tower.objectives], dim=1)
+            return {o.name: out.squeeze(1) if o.width == 1 else out}
+        columns = torch.split(out, [o.width for o in tower.objectives], dim=1)
         return {
-            o.name: c.squeeze(1) if o.dim == 1 else c
+            o.name: c.squeeze(1) if o.width == 1 else c
             for o, c in zip(tower.objectives, columns)
         }

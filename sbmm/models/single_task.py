@@ -22,12 +22,12 @@ declare narrower features (e.g. `feed_features(config, id_dim=3)`) and a narrowe
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from torch import Tensor, nn
 
 from ..inputs import Feature, InputLayer
-from ..objectives import Tower
+from ..objectives import Objective, Tower
 from .base import MultiTaskModel
 from .mlp import check_widths
 
@@ -69,7 +69,7 @@ class SingleTask(MultiTaskModel):
         self.towers = nn.ModuleDict(
             {
                 t.name: nn.ModuleDict(
-                    {o.name: layers.mlp(d, t.hidden, o.dim) for o in t.objectives}
+                    {o.name: layers.mlp(d, t.hidden, o.width) for o in t.objectives}
                 )
                 for t in self.tower_specs
             }
@@ -91,6 +91,12 @@ class SingleTask(MultiTaskModel):
         """None: no parameter serves more than one objective."""
         return []
 
+    def output_layers(self) -> Iterator[tuple[Objective, nn.Linear, slice]]:
+        """Each objective's own network's last Linear, all of whose outputs are its."""
+        for t in self.tower_specs:
+            for o in t.objectives:
+                yield o, self.towers[t.name][o.name][-1], slice(0, o.width)
+
     def forward(self, features: Mapping[str, Tensor]) -> dict[str, Tensor]:
         out: dict[str, Tensor] = {}
         for t in self.tower_specs:
@@ -98,6 +104,6 @@ class SingleTask(MultiTaskModel):
                 # (B, d_in), this objective's own embeddings
                 x = self.inputs[o.name](features)
                 h = self.bottom[o.name](x)  # (B, bottom[-1] or d_in)
-                y = self.towers[t.name][o.name](h)  # (B, o.dim)
-                out[o.name] = y.squeeze(1) if o.dim == 1 else y
+                y = self.towers[t.name][o.name](h)  # (B, o.width)
+                out[o.name] = y.squeeze(1) if o.width == 1 else y
         return out

@@ -7,12 +7,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..data.batch import Batch
+from .. import kinds
 from ..conditional import entire_space_inputs, joint_prediction
+from ..data.batch import Batch
 from ..losses import objective_losses
 from ..metrics import objective_metrics, scores
 from ..models.base import MultiTaskModel
-from ..objectives import admitted
+from ..spaces import resolve
 from .checks import check_data, check_model
 
 __all__ = [
@@ -46,15 +47,16 @@ def predict_joint(
     objective's probability of it and of everything it is given, p(click ∧ like) =
     p(click) · p(like | click) (its own probability when it is given nothing); a
     regression objective's unconditional expectation, E[play] = p(click) ·
-    E[play | click]. {objective: (N,) or (N, dim)}, on the model's device; features
-    are checked first, as in `predict`."""
+    E[play | click], and a duration's mean, e^{μ + σ²/2} (`Kind.mean` of
+    `Kind.joint`). {objective: (N,) or (N, dim)}, on the model's device; features are
+    checked first, as in `predict`."""
     model = check_model(model)
     data = check_data("data", data, model, labels=False)
     predictions = _predict(model, data, batch_size)
     out = {}
     for o in model.objectives:
         joint = joint_prediction(o, predictions, model.tower_specs)
-        out[o.name] = torch.sigmoid(joint) if o.kind == "binary" else joint
+        out[o.name] = kinds.get(o.kind).mean(joint)
     return out
 
 
@@ -115,9 +117,10 @@ def evaluate(
     data = data.to(next(model.parameters()).device)
     losses, metrics = _scored(model, predictions, data)
     out = {}
+    spaces = resolve(model.tower_specs)
     for o in model.objectives:
         out[o.name] = {**metrics[o.name], "loss": float(losses[o.name])}
-        rows = admitted(o, data.labels)  # the rows the loss averages over
+        rows = spaces[o.name].loss_rows(data.labels)  # where the loss averages
         out[o.name]["n_loss"] = len(data) if rows is None else int(rows.sum())
         if o.given is not None and o.imputes is None:
             joint, target = entire_space_inputs(o, predictions, model.tower_specs, data)

@@ -14,15 +14,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .. import kinds
 from ..objectives import Objective
 from ..validation import is_count, is_number
 from .history import TOTAL, History
 
 __all__ = ["EarlyStopping"]
-
-# What `evaluate` reports per objective kind, and the loss every objective has.
-METRICS = {"binary": ("loss", "auc", "logloss"), "regression": ("loss", "rmse")}
-HIGHER_IS_BETTER = ("auc",)
 
 
 @dataclass(frozen=True)
@@ -34,8 +31,9 @@ class EarlyStopping:
     objective: "total" (the weighting strategy's validation total) or the name of an
                objective.
     metric:    "loss" (the objective's own validation loss), or one of the metrics
-               `evaluate` reports for it: "auc" or "logloss" (binary), "rmse"
-               (regression). AUC is better higher, the others lower.
+               `evaluate` reports for its kind (`sbmm.kinds`): "auc" or "logloss"
+               (binary), "rmse" (regression). Its kind says which are better higher
+               (AUC); the others are better lower.
     min_delta: an epoch improves only when it beats the best by more than this.
     """
 
@@ -71,7 +69,7 @@ class EarlyStopping:
                 f"early stopping watches objective {self.objective!r}, which the model "
                 f"does not have (it has {sorted(by_name)} and 'total')"
             )
-        known = METRICS[by_name[self.objective].kind]
+        known = ("loss", *kinds.get(by_name[self.objective].kind).metrics)
         if self.metric not in known:
             raise ValueError(
                 f"early stopping: objective {self.objective!r} reports "
@@ -91,7 +89,7 @@ class EarlyStopping:
             return True
         if math.isnan(value):
             return False
-        if self.metric in HIGHER_IS_BETTER:
+        if kinds.higher_is_better(self.metric):
             return value > best + self.min_delta
         return value < best - self.min_delta
 

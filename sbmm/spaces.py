@@ -1,0 +1,320 @@
+"""Training spaces: for each objective, which rows it counts and what loss it takes
+there. One object per objective, resolved once per set of towers.
+
+    masked   its own sample space: the rows whose `mask` label is 1 (like given click:
+             the clicked impressions); every row when it has no mask
+    entire   ESMM (Ma et al., 2018): every row, through the product with the
+             probability of what it is given (`sbmm.conditional`)
+    ips      every row, each observed one weighted by the inverse of the model's own
+             propensity (`sbmm.debias`)
+    dr       doubly robust: IPS with an imputed error, fitted by the objective that
+             `imputes` it, whose loss this space computes too
+
+Each space says, for its objective:
+
+    rows(labels)       (B,) bool: where the objective's label is read and its
+                       prediction scored (None: every row)
+    loss_rows(labels)  where its loss averages (None: every row)
+    losses(...)        {objective: loss} it sets (DR: its own and its imputation's)
+
+and `declare` checks (and completes) an objective's declaration for the space, and
+`check_in` checks it among the model's other objectives. `resolve(towers)` builds the
+spaces of a model once; `objective_losses` (in `sbmm.losses`) and the metrics read
+them, and nothing else compares space names. A new space is one class in `SPACES`.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable, ClassVar, Mapping, Sequence
+
+from torch import Tensor
+
+from . import kinds
+from .conditional import chain_rows, entire_space_inputs
+from .data.batch import Batch
+from .debias import dr_losses, ips_loss
+from .objectives import DEFAULT_PROPENSITY_FLOOR, Objective, Tower, admitted, declared
+from .validation import is_number
+
+__all__ = [
+    "DR",
+    "IPS",
+    "SPACES",
+    "Entire",
+    "Imputation",
+    "Masked",
+    "Space",
+    "labelled_rows",
+    "resolve",
+    "schedule",
+]
+
+Across = Callable[[Tensor], Tensor] | None  # see `sbmm.losses.Across`
+Problem = Callable[[str], ValueError]  # text → an error naming the objective
+
+
+class Space:
+    """How one objective of a model is trained; built by `resolve`."""
+
+    name: ClassVar[str]
+    first: ClassVar[bool] = False  # sets other objectives' losses too: computed first
+
+    def __init__(self, objective: Objective, towers: tuple[Tower, ...]):
+        self.objective, self.towers = objective, towers
+
+    @classmethod
+    def declare(cls, objective: Objective, problem: Problem) -> None:
+        """Check `objective`'s fields for this space (a ValueError from `problem`);
+        set what the space implies. By default: no propensity floor."""
+        if objective.propensity_floor is not None:
+            raise problem(
+                "propensity_floor is for space='ips' or 'dr' only, not "
+                f"space={objective.space!r}"
+            )
+
+    @classmethod
+    def check_in(cls, objective: Objective, by_name: Mapping[str, Objective]) -> None:
+        """Check `objective` among the model's objectives `by_name`. Nothing by
+        default."""
+
+    def rows(self, labels: Mapping[str, Tensor]) -> Tensor | None:
+        return admitted(self.objective, labels)
+
+    def loss_rows(self, labels: Mapping[str, Tensor]) -> Tensor | None:
+        return admitted(self.objective, labels)
+
+    def losses(
+        self, predictions: Mapping[str, Tensor], batch: Batch, across: Across
+    ) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.objective.name!r})"
+
+
+class Masked(Space):
+    """Its own sample space: the mean loss over the rows it admits."""
+
+    name = "masked"
+
+    @classmethod
+    def declare(cls, objective: Objective, problem: Problem) -> None:
+        super().declare(objective, problem)
+        if objective.given is not None and objective.mask is None:
+            # One spelling of the restriction: given="click" in its own space is
+            # mask="click" (`check_in` makes sure the mask is the label of what it is
+            # given).
+            object.__setattr__(objective, "mask", objective.given)
+
+    @classmethod
+    def check_in(cls, objective: Objective, by_name: Mapping[str, Objective]) -> None:
+        if objective.given is None:
+            return
+        parent = by_name[objective.given]
+        if objective.mask != parent.target:
+            raise ValueError(
+                f"objective {objective.name!r} is given {objective.given!r} in its "
+                f"own space, so it counts where label {parent.target!r} is 1; declare "
+                f"mask={parent.target!r} or none"
+            )
+
+    def losses(self, predictions, batch, across):
+        from .losses import objective_loss  # losses resolves spaces: import on use
+
+        o = self.objective
+        return {o.name: objective_loss(o, predictions[o.name], batch, across=across)}
+
+
+class _OnEveryRow(Space):
+    """A conditional objective trained on every row: its label is read where its
+    chain holds."""
+
+    @classmethod
+    def declare(cls, objective: Objective, problem: Problem) -> None:
+        cls.needs_chain(objective, problem)
+        super().declare(objective, problem)
+
+    @classmethod
+    def needs_chain(cls, objective: Objective, problem: Problem) -> None:
+        """A given objective, with no mask of its own."""
+        if objective.given is None:
+            raise problem(
+                f"a space={cls.name!r} objective needs `given`, the objective it "
+                "follows"
+            )
+        if objective.mask is not None:
+            raise problem(
+                f"a space={cls.name!r} objective is trained on every sample; drop "
+                "`mask`"
+            )
+
+    def rows(self, labels):
+        o = self.objective
+        if o.given not in declared(self.towers):
+            raise ValueError(
+                f"objective {o.name!r}: the towers do not declare {o.given!r}, what it "
+                "is given"
+            )
+        return chain_rows(o, labels, self.towers)
+
+    def loss_rows(self, labels):
+        return None
+
+
+class Entire(_OnEveryRow):
+    """ESMM: the joint prediction against the joint label, on every row."""
+
+    name = "entire"
+
+    @classmethod
+    def declare(cls, objective: Objective, problem: Problem) -> None:
+        super().declare(objective, problem)
+        if not kinds.get(objective.kind).entire_space:
+            raise problem(
+                f"a {objective.kind!r} objective cannot train on the entire space; "
+                "declare space='masked', 'ips' or 'dr'"
+            )
+
+    def losses(self, predictions, batch, across):
+        from .losses import objective_loss  # losses resolves spaces: import on use
+
+        o = self.objective
+        prediction, target = entire_space_inputs(o, predictions, self.towers, batch)
+        return {o.name: objective_loss(o, prediction, batch, target, across=across)}
+
+
+class IPS(_OnEveryRow):
+    """Inverse propensity scoring over every row (`sbmm.debias.ips_loss`)."""
+
+    name = "ips"
+
+    @classmethod
+    def declare(cls, objective: Objective, problem: Problem) -> None:
+        cls.needs_chain(objective, problem)
+        if objective.propensity_floor is None:
+            object.__setattr__(objective, "propensity_floor", DEFAULT_PROPENSITY_FLOOR)
+        floor = objective.propensity_floor
+        if not (is_number(floor) and 0 < floor <= 1):
+            raise problem(f"propensity_floor must be in (0, 1], got {floor!r}")
+        if objective.sample_weight is not None:
+            raise problem(
+                f"a space={cls.name!r} objective takes no sample_weight: its "
+                "weights are the inverse propensities"
+            )
+
+    def losses(self, predictions, batch, across):
+        o = self.objective
+        return {o.name: ips_loss(o, predictions, self.towers, batch, across)}
+
+
+class DR(IPS):
+    """Doubly robust (`sbmm.debias.dr_losses`): sets its own loss and that of the
+    objective that imputes its error."""
+
+    name = "dr"
+    first = True
+
+    @functools.cached_property
+    def imputation(self) -> Objective:
+        """The objective that imputes this one's error."""
+        by_name = declared(self.towers)
+        return next(o for o in by_name.values() if o.imputes == self.objective.name)
+
+    @classmethod
+    def check_in(cls, objective: Objective, by_name: Mapping[str, Objective]) -> None:
+        found = [o.name for o in by_name.values() if o.imputes == objective.name]
+        if len(found) != 1:
+            raise ValueError(
+                f"objective {objective.name!r} is trained doubly robust (space='dr') "
+                "and needs exactly one objective that imputes its error, e.g. "
+                f"Objective({objective.name + '_error'!r}, 'regression', "
+                f"imputes={objective.name!r}); found {found}"
+            )
+
+    def losses(self, predictions, batch, across):
+        o, i = self.objective, self.imputation
+        dr, imp = dr_losses(o, i, predictions, self.towers, batch, across)
+        return {o.name: dr, i.name: imp}
+
+
+class Imputation(Space):
+    """The error imputation of a DR objective: no label of its own; it is read and
+    scored on the rows of the objective it imputes, whose space sets its loss."""
+
+    name = "imputation"
+
+    def __init__(self, objective: Objective, towers: tuple[Tower, ...], imputed: Space):
+        super().__init__(objective, towers)
+        self.imputed = imputed  # the space of the objective it imputes
+
+    def rows(self, labels):
+        return self.imputed.rows(labels)
+
+    def loss_rows(self, labels):
+        return self.imputed.rows(labels)
+
+    def losses(self, predictions, batch, across):
+        return {}  # set by the DR objective's space
+
+
+SPACES: dict[str, type[Space]] = {s.name: s for s in (Masked, Entire, IPS, DR)}
+
+
+@functools.lru_cache(maxsize=256)
+def _resolve(towers: tuple[Tower, ...]) -> dict[str, Space]:
+    by_name = declared(towers)
+    spaces: dict[str, Space] = {}
+    for o in by_name.values():  # imputations last: they read what they impute
+        if o.imputes is None:
+            spaces[o.name] = SPACES[o.space](o, towers)
+    for o in by_name.values():
+        if o.imputes is not None:
+            if o.imputes not in by_name:
+                raise ValueError(
+                    f"objective {o.name!r}: the towers do not declare "
+                    f"{o.imputes!r}, what it imputes"
+                )
+            spaces[o.name] = Imputation(o, towers, spaces[o.imputes])
+    return {name: spaces[name] for name in by_name}  # declaration order
+
+
+def resolve(towers: Sequence[Tower]) -> dict[str, Space]:
+    """{objective: its Space} over `towers`, in declaration order; built once per set
+    of towers (declarations are frozen)."""
+    return _resolve(tuple(towers))
+
+
+@functools.lru_cache(maxsize=256)
+def _schedule(towers: tuple[Tower, ...]) -> tuple[Space, ...]:
+    return tuple(sorted(_resolve(towers).values(), key=lambda s: not s.first))
+
+
+def schedule(towers: Sequence[Tower]) -> tuple[Space, ...]:
+    """The spaces of `towers` in the order their losses are computed: those that set
+    several losses first (DR, with its imputation's), then the others in declaration
+    order; a fixed order of the graph, so that runs repeat bit for bit."""
+    return _schedule(tuple(towers))
+
+
+def labelled_rows(
+    objective: Objective, labels: Mapping[str, Tensor], towers: Sequence[Tower] = ()
+) -> Tensor | None:
+    """(B,) bool, the rows where `objective`'s own label is read and its prediction
+    scored; None: all. These are the rows it admits, except for a conditional objective
+    trained on every row ("entire", "ips", "dr"), whose label exists, and whose
+    conditional prediction is scored, only where every label along its chain is 1
+    (`towers` declare the chain); an imputation objective's are those of the objective
+    it imputes. Without `towers`, an objective of its own space only."""
+    towers = tuple(towers)
+    by_name = declared(towers)
+    if by_name.get(objective.name) == objective:
+        return resolve(towers)[objective.name].rows(labels)
+    if objective.imputes is None:
+        return SPACES[objective.space](objective, towers).rows(labels)
+    if objective.imputes not in by_name:
+        raise ValueError(
+            f"objective {objective.name!r}: the towers do not declare "
+            f"{objective.imputes!r}, what it imputes"
+        )
+    return labelled_rows(by_name[objective.imputes], labels, towers)
