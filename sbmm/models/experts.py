@@ -41,14 +41,21 @@ class Experts(nn.Module):
 
 class Gate(nn.Module):
     """A linear softmax gate over `n_experts` experts, read from an input of width
-    `in_dim`."""
+    `in_dim`. With `batch_norm`, its logits are batch-normalised before the softmax
+    (the Linear then has no bias), as torch-rechub's gates are."""
 
-    def __init__(self, in_dim: int, n_experts: int):
+    def __init__(self, in_dim: int, n_experts: int, batch_norm: bool = False):
         super().__init__()
-        self.linear = nn.Linear(in_dim, n_experts)
+        if not isinstance(batch_norm, bool):
+            raise TypeError(
+                f"gate_batch_norm must be True or False, got {batch_norm!r}"
+            )
+        self.linear = nn.Linear(in_dim, n_experts, bias=not batch_norm)
+        self.norm = nn.BatchNorm1d(n_experts) if batch_norm else nn.Identity()
 
     def weights(self, x: Tensor) -> Tensor:
-        return torch.softmax(self.linear(x), dim=-1)  # (B, n_experts), rows sum to 1
+        logits = self.norm(self.linear(x))  # (B, n_experts)
+        return torch.softmax(logits, dim=-1)  # rows sum to 1
 
     def forward(self, x: Tensor, expert_outputs: Tensor) -> Tensor:
         # (B, n) · (B, n, d) → (B, d)

@@ -32,6 +32,8 @@ class MMoE(MultiTaskModel):
     towers:    the towers and their objectives; each tower gets its own gate.
     n_experts: number of shared experts.
     expert:    widths of every expert's MLP, one or more.
+    gate_batch_norm: batch-normalise every gate's logits before its softmax
+               (torch-rechub's gates); False by default.
     options:   activation, dropout, batch_norm, embedding_std, as every sbmm model
                takes them (`MultiTaskModel`): every expert's and every tower's hidden
                layers (not the gates'), and the embeddings' std.
@@ -45,13 +47,16 @@ class MMoE(MultiTaskModel):
         towers: Sequence[Tower],
         n_experts: int = 4,
         expert: Sequence[int] = (32, 16),
+        gate_batch_norm: bool = False,
         **options,
     ):
         super().__init__(features, towers, **options)
         expert = check_widths("expert", expert)
         self.experts = Experts(self.inputs.dim, expert, n_experts, self.layer_options)
         names = dict.fromkeys(self.gate_of(t.name) for t in self.tower_specs)
-        self.gates = nn.ModuleDict({g: Gate(self.inputs.dim, n_experts) for g in names})
+        self.gates = nn.ModuleDict(
+            {g: Gate(self.inputs.dim, n_experts, gate_batch_norm) for g in names}
+        )
         self.build_towers(expert[-1])
 
     def gate_of(self, tower: str) -> str:

@@ -41,6 +41,7 @@ class _ExtractionLevel(nn.Module):
         n_shared: int,
         last: bool,
         options: LayerOptions,
+        gate_batch_norm: bool,
     ):
         super().__init__()
         self.towers = tuple(towers)
@@ -48,11 +49,12 @@ class _ExtractionLevel(nn.Module):
             {t: Experts(in_dim, widths, n_specific, options) for t in self.towers}
         )
         self.shared = Experts(in_dim, widths, n_shared, options)
+        n_gated = n_specific + n_shared
         self.gates = nn.ModuleDict(
-            {t: Gate(in_dim, n_specific + n_shared) for t in self.towers}
+            {t: Gate(in_dim, n_gated, gate_batch_norm) for t in self.towers}
         )
         n_all = len(self.towers) * n_specific + n_shared
-        self.shared_gate = None if last else Gate(in_dim, n_all)
+        self.shared_gate = None if last else Gate(in_dim, n_all, gate_batch_norm)
 
     def forward(
         self, h: dict[str, Tensor], s: Tensor
@@ -84,6 +86,8 @@ class PLE(MultiTaskModel):
     options:    activation, dropout, batch_norm, embedding_std, as every sbmm model
                 takes them (`MultiTaskModel`): every expert's and every tower's hidden
                 layers (not the gates'), and the embeddings' std.
+    gate_batch_norm: batch-normalise every gate's logits before its softmax
+                (torch-rechub's gates); False by default.
 
     forward(batch.features) → {objective name: prediction}, as every sbmm model.
     """
@@ -96,6 +100,7 @@ class PLE(MultiTaskModel):
         n_shared: int = 1,
         expert: Sequence[int] = (32, 16),
         levels: int = 1,
+        gate_batch_norm: bool = False,
         **options,
     ):
         super().__init__(features, towers, **options)
@@ -113,6 +118,7 @@ class PLE(MultiTaskModel):
                 n_shared,
                 last=(i == levels - 1),
                 options=self.layer_options,
+                gate_batch_norm=gate_batch_norm,
             )
             for i, d in enumerate(dims)
         )
