@@ -184,8 +184,8 @@ def check_labels(towers: Sequence[Tower], batch: Batch) -> None:
     Every objective's label and mask exist with one row (or `dim` values) per sample;
     masks are 0/1; on the rows where a label is read (those the objective admits, or,
     trained on every sample, where its chain holds) it is finite, and what its kind
-    reads (0/1 for a binary objective, > 0 for a duration); sample weights exist, are finite and non-negative. An imputation
-    objective reads no label.
+    reads (0/1 for a binary objective, > 0 for a duration); sample weights exist, are
+    finite and non-negative. An imputation objective reads no label.
     """
     n = len(batch)
     for o in (o for t in towers for o in t.objectives):

@@ -32,14 +32,14 @@ def objective_metrics(
     towers: Sequence[Tower] = (),
 ) -> dict[str, float]:
     """Metrics of one objective over the rows where its label is read
-    (`sbmm.objectives.labelled_rows`): a like model given click is scored on clicked
+    (`sbmm.spaces.labelled_rows`): a like model given click is scored on clicked
     impressions, masked or trained on the entire space (`towers` then declare its
     chain).
 
     prediction: the objective's raw outputs, (B,) or (B, width).
     Returns its kind's metrics ({"auc", "logloss"} binary, {"rmse"} regression and
-    lognormal), plus "n", the samples scored; only "n" for an imputation objective (`Objective.imputes`), which has no
-    label (its loss is its fit).
+    lognormal), plus "n", the samples scored; only "n" for an imputation objective
+    (`Objective.imputes`), which has no label (its loss is its fit).
     AUC is NaN when the admitted samples hold only one class (it is undefined there).
     Raises a ValueError naming the objective when a prediction is NaN or infinite.
     """

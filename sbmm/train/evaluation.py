@@ -101,7 +101,7 @@ def evaluate(
                  "loss", "n_loss"}
 
     - "auc", "logloss", "rmse" score the prediction where the objective's label is
-      read, "n" rows (`sbmm.objectives.labelled_rows`): a like given click, masked or
+      read, "n" rows (`sbmm.spaces.labelled_rows`): a like given click, masked or
       entire-space, on the clicked rows.
     - "loss" is the objective's own (masked, weighted) training loss over "n_loss"
       rows: the rows its loss admits, every row for an entire-space objective.
