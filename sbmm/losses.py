@@ -23,7 +23,7 @@ from . import kinds
 from .data.batch import Batch
 from .objectives import Objective, Tower, admitted
 from .sample_weights import SampleWeight, column_values
-from .spaces import labelled_rows, resolve, schedule
+from .spaces import labelled_rows, plan
 
 __all__ = [
     "Across",
@@ -143,10 +143,11 @@ def objective_losses(
     is given ("entire"), or on every sample by inverse propensities ("ips", "dr", which
     also sets the loss of the objective that imputes its error).
     """
+    spaces, order = plan(towers)
     losses = {}
-    for space in schedule(towers):
+    for space in order:
         losses.update(space.losses(predictions, batch, across))
-    return {name: losses[name] for name in resolve(towers)}
+    return {name: losses[name] for name in spaces}
 
 
 def declared_weights(towers: Sequence[Tower]) -> dict[str, float]:

@@ -46,6 +46,7 @@ __all__ = [
     "Masked",
     "Space",
     "labelled_rows",
+    "plan",
     "resolve",
     "schedule",
 ]
@@ -120,10 +121,9 @@ class Masked(Space):
             )
 
     def losses(self, predictions, batch, across):
-        from .losses import objective_loss  # losses resolves spaces: import on use
-
         o = self.objective
-        return {o.name: objective_loss(o, predictions[o.name], batch, across=across)}
+        loss = _losses.objective_loss(o, predictions[o.name], batch, across=across)
+        return {o.name: loss}
 
 
 class _OnEveryRow(Space):
@@ -177,11 +177,10 @@ class Entire(_OnEveryRow):
             )
 
     def losses(self, predictions, batch, across):
-        from .losses import objective_loss  # losses resolves spaces: import on use
-
         o = self.objective
         prediction, target = entire_space_inputs(o, predictions, self.towers, batch)
-        return {o.name: objective_loss(o, prediction, batch, target, across=across)}
+        loss = _losses.objective_loss(o, prediction, batch, target, across=across)
+        return {o.name: loss}
 
 
 class IPS(_OnEveryRow):
@@ -262,7 +261,9 @@ SPACES: dict[str, type[Space]] = {s.name: s for s in (Masked, Entire, IPS, DR)}
 
 
 @functools.lru_cache(maxsize=256)
-def _resolve(towers: tuple[Tower, ...]) -> dict[str, Space]:
+def _plan(towers: tuple[Tower, ...]) -> tuple[dict[str, Space], tuple[Space, ...]]:
+    """The spaces of `towers` by objective, in declaration order, and in the order
+    their losses are computed."""
     by_name = declared(towers)
     spaces: dict[str, Space] = {}
     for o in by_name.values():  # imputations last: they read what they impute
@@ -276,25 +277,37 @@ def _resolve(towers: tuple[Tower, ...]) -> dict[str, Space]:
                     f"{o.imputes!r}, what it imputes"
                 )
             spaces[o.name] = Imputation(o, towers, spaces[o.imputes])
-    return {name: spaces[name] for name in by_name}  # declaration order
+    spaces = {name: spaces[name] for name in by_name}  # declaration order
+    # Spaces that set several losses (DR, with its imputation's) first, then the
+    # others in declaration order: a fixed order of the graph, so runs repeat bit for
+    # bit.
+    return spaces, tuple(sorted(spaces.values(), key=lambda s: not s.first))
+
+
+_LAST: list = [None, None]  # the last towers planned, and their plan
+
+
+def plan(towers: Sequence[Tower]) -> tuple[dict[str, Space], tuple[Space, ...]]:
+    """`_plan` of `towers`, built once per set of towers (declarations are frozen).
+    The tuple of the last call is recognised by identity, without hashing every
+    declaration again: a training step asks for the same model's towers each time."""
+    if _LAST[0] is towers and isinstance(towers, tuple):
+        return _LAST[1]
+    found = _plan(tuple(towers))
+    _LAST[:] = towers, found
+    return found
 
 
 def resolve(towers: Sequence[Tower]) -> dict[str, Space]:
-    """{objective: its Space} over `towers`, in declaration order; built once per set
-    of towers (declarations are frozen)."""
-    return _resolve(tuple(towers))
-
-
-@functools.lru_cache(maxsize=256)
-def _schedule(towers: tuple[Tower, ...]) -> tuple[Space, ...]:
-    return tuple(sorted(_resolve(towers).values(), key=lambda s: not s.first))
+    """{objective: its Space} over `towers`, in declaration order."""
+    return plan(towers)[0]
 
 
 def schedule(towers: Sequence[Tower]) -> tuple[Space, ...]:
     """The spaces of `towers` in the order their losses are computed: those that set
     several losses first (DR, with its imputation's), then the others in declaration
-    order; a fixed order of the graph, so that runs repeat bit for bit."""
-    return _schedule(tuple(towers))
+    order."""
+    return plan(towers)[1]
 
 
 def labelled_rows(
@@ -318,3 +331,8 @@ def labelled_rows(
             f"{objective.imputes!r}, what it imputes"
         )
     return labelled_rows(by_name[objective.imputes], labels, towers)
+
+
+# `sbmm.losses` reduces an objective's loss over its rows and resolves every model's
+# spaces here: imported last, so that either module may be imported first.
+from . import losses as _losses  # noqa: E402

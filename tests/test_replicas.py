@@ -279,3 +279,57 @@ def test_divergence_raises_naming_the_seed(feed):
             seeds=SEEDS,
             **{**RUN, "lr": 1.0},
         )
+
+
+def test_an_optimizer_function_trains_each_replica_as_fit_does_with_it(feed):
+    """Adam with L2 weight decay (torch-rechub's form) is elementwise: one over the
+    stacked parameters is one per replica."""
+    train, valid = feed
+    build = ARCHITECTURES["SharedBottom"]
+
+    def adam_l2(params):
+        return torch.optim.Adam(params, lr=RUN["lr"], weight_decay=1e-4)
+
+    options = {"optimizer": adam_l2, "keep_best": True}
+    replicas = fit_replicas(build, train, valid, seeds=SEEDS, **{**RUN, **options})
+    for seed, model, history in replicas:
+        expected_model, expected = separate(build, train, valid, seed, **options)
+        assert_same_run(model, history, expected_model, expected)
+    plain_model, _ = separate(build, train, valid, SEEDS[0], keep_best=True)
+    moved = [
+        not torch.equal(p, q)
+        for p, q in zip(replicas.models[0].parameters(), plain_model.parameters())
+    ]
+    assert any(moved)  # the L2 term changed the run
+    with pytest.raises(TypeError, match="must return a torch.optim.Optimizer"):
+        fit_replicas(build, train, seeds=SEEDS, optimizer=lambda p: None, **RUN)
+
+
+def test_batch_norm_with_a_last_batch_of_one_row_is_refused_before_building_on(feed):
+    train, _ = feed
+    rows = len(train)
+    batch_size = next(b for b in range(60, rows) if rows % b == 1)
+
+    def build():
+        return sbmm.SharedBottom(FEATURES, TOWERS, bottom=(8,), batch_norm=True)
+
+    message = f"batch_size={batch_size} over {rows} training rows .* e.g. "
+    with pytest.raises(ValueError, match=message):
+        fit_replicas(build, train, seeds=SEEDS, **{**RUN, "batch_size": batch_size})
+
+
+def test_one_warning_names_the_unconverged_seeds_and_converged_is_a_table(feed):
+    train, valid = feed
+    build = ARCHITECTURES["SharedBottom"]
+    with pytest.warns(sbmm.train.NotConverged) as caught:
+        replicas = fit_replicas(build, train, valid, seeds=SEEDS, **RUN)
+    assert len(caught) == 1
+    table = replicas.converged()
+    assert list(table) == list(SEEDS)
+    names = {"total", "stay", "stay_time", "click", "play_time", "like"}
+    assert all(set(row) == names for row in table.values())
+    message = str(caught[0].message)
+    for seed, history in zip(SEEDS, replicas.histories):
+        last = [k for k, e in history.best_epochs.items() if e == history.epochs]
+        assert (f"seed {seed}: " in message) == bool(last)
+        assert all(not table[seed][k] for k in last)  # best at the last: unconverged

@@ -136,3 +136,20 @@ def test_joint_predictions_multiply_along_the_chain():
     np.testing.assert_allclose(joint["click"], p_click, rtol=1e-5)
     np.testing.assert_allclose(joint["like"], p_click * p_like, rtol=1e-5)
     assert bool((joint["like"] <= joint["click"]).all())
+
+
+@pytest.mark.parametrize("watched, rows", [("click", 750), ("like", 0)])
+def test_an_auc_over_one_class_is_refused_before_training(watched, rows):
+    """Watching an AUC whose validation labels, where they are read, hold one class
+    (no click at all; then no like is read either) would watch NaN every epoch."""
+    train, valid, _ = data()
+    no_click = {"click": torch.zeros(len(valid)), "like": torch.zeros(len(valid))}
+    valid = sbmm.Batch(valid.features, no_click)
+    m = model(space="masked")
+    before = [p.clone() for p in m.parameters()]
+    rule = EarlyStopping(objective=watched, metric="auc")
+    with pytest.raises(ValueError, match=f"AUC of '{watched}'.* {rows} rows"):
+        sbmm.fit(m, train, valid, early_stopping=rule, progress=False)
+    assert all(torch.equal(p, q) for p, q in zip(before, m.parameters()))
+    loss = EarlyStopping(objective=watched, metric="loss", patience=1)
+    sbmm.fit(m, train, valid, epochs=1, early_stopping=loss, progress=False)  # allowed

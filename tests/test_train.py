@@ -5,6 +5,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 import sbmm
+from sbmm.book.article import SharedBottomMultiTaskModel
 
 
 def signal_data(n=2000, seed=0):
@@ -107,7 +108,7 @@ def test_divergence_raises_naming_the_objective():
 def test_bad_arguments_raise(two_scene_towers):
     data = signal_data(50)
     with pytest.raises(TypeError, match="SharedBottom"):
-        sbmm.fit(sbmm.SharedBottomMultiTaskModel(6, 8, 8, 8, 1, 1), data)
+        sbmm.fit(SharedBottomMultiTaskModel(6, 8, 8, 8, 1, 1), data)
     with pytest.raises(TypeError, match="Batch"):
         sbmm.fit(build(two_scene_towers), {"x": data.features["x"]})
     with pytest.raises(ValueError, match="epochs"):
@@ -195,3 +196,39 @@ def test_fit_and_predict_check_ids_once_per_data_set_naming_the_feature():
     assert all(torch.equal(p, q) for p, q in zip(before, model.parameters()))
     with pytest.raises(ValueError, match="'item'"):
         sbmm.predict(model, bad)
+
+
+def test_options_are_checked_once_naming_the_option_and_value():
+    for options, error, match in [
+        ({"epochs": 1.5}, ValueError, "epochs must be an integer >= 1, got 1.5"),
+        ({"batch_size": -2}, ValueError, "batch_size must be .* got -2"),
+        ({"lr": float("nan")}, ValueError, "lr must be a finite number > 0, got nan"),
+        ({"precision": "fp16"}, ValueError, "precision .* got 'fp16'"),
+        ({"keep_best": "yes"}, TypeError, "keep_best must be True or False, got 'yes'"),
+        ({"optimizer": "adam"}, TypeError, "optimizer must be a function"),
+        (
+            {"weight_decay": 0.1, "optimizer": torch.optim.SGD},
+            ValueError,
+            "weight_decay=0.1 is for the default optimiser",
+        ),
+    ]:
+        with pytest.raises(error, match=match):
+            sbmm.train.TrainSpec(**options)
+    spec = sbmm.train.TrainSpec(keep_best=True)
+    assert spec.rule == sbmm.EarlyStopping(patience=None)  # keep_best alone: the total
+    assert sbmm.train.TrainSpec().rule is None
+
+
+def test_a_last_batch_of_one_row_is_refused_for_batch_norm_before_training():
+    data = signal_data(65)  # 65 = 2 × 32 + 1
+    towers = [sbmm.Tower("t", [sbmm.Objective("click")], hidden=(4,))]
+    sbmm.seed_everything(0)
+    model = sbmm.SharedBottom([sbmm.Dense("x", 6)], towers, (8,), batch_norm=True)
+    before = [p.clone() for p in model.parameters()]
+    message = "batch_size=32 over 65 training rows leaves a batch of one row.* e.g. 31"
+    with pytest.raises(ValueError, match=message):
+        sbmm.fit(model, data, epochs=1, batch_size=32, progress=False)
+    assert all(torch.equal(p, q) for p, q in zip(before, model.parameters()))
+    sbmm.fit(model, data, epochs=1, batch_size=31, progress=False)  # 2 × 31 + 3
+    plain = sbmm.SharedBottom([sbmm.Dense("x", 6)], towers, (8,))
+    sbmm.fit(plain, data, epochs=1, batch_size=32, progress=False)  # no batch norm

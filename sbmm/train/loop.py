@@ -12,37 +12,34 @@ import contextlib
 import math
 import os
 import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, Iterable, Literal
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
 from ..data.batch import Batch
-from ..losses import Across, objective_losses
+from ..losses import objective_losses
 from ..models.base import MultiTaskModel
 from ..runtime import default_device, seed_everything
-from ..weighting import Static, Weighting
+from ..weighting import Weighting
 from . import distributed
-from .checkpoint import copy_state, load_checkpoint, restore_run, save_checkpoint
-from .checks import (
-    adam,
-    check_data,
-    check_model,
-    check_options,
-    check_stopping,
-    check_weight_decay,
-    progress_enabled,
+from .checkpoint import (
+    check_checkpoint_path,
+    copy_state,
+    load_checkpoint,
+    restore_run,
+    save_checkpoint,
 )
-from .evaluation import losses_and_metrics
+from .checks import check_data, check_model, check_weighting, progress_enabled
 from .history import TOTAL, History
-from .stopping import EarlyStopping, Watch
+from .protocol import OptimizerFactory, Recorder, TrainSpec, finish
+from .stopping import EarlyStopping
 
 __all__ = ["StepCallback", "fit"]
 
-OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 # A step callback: called as callback(step, model, losses) after each forward pass and
 # before the backward pass, while `losses` ({objective: loss}) still hold their graphs
 # (so a callback may take gradients of them with retain_graph=True). `step` counts
@@ -108,14 +105,22 @@ def fit(
                         epoch's weights (so it implies keep_best, on that number).
                         History.epochs says how many ran. Needs `valid`.
 
-    The objectives' losses are summed under their declared weights, not averaged:
-    with T objectives of weight 1 the gradient is T times a peer library's mean (declare
-    weights 1/T, or divide lr, to train as they do).
+    The options (all but the run's own: seed, device, progress, callbacks, weighting,
+    compile, checkpoint, resume) form a `TrainSpec`, checked as `fit_replicas` checks
+    them. The objectives' losses are summed under their declared weights, not
+    averaged: with T objectives of weight 1 the gradient is T times a peer library's
+    mean (declare weights 1/T, or divide lr, to train as they do).
 
     Everything is checked before the first step, and errors name the data set and the
     feature or objective: train and valid (features present, of the declared dtype and
     shape, finite, ids inside their vocabularies; labels present, finite and 0/1 where
-    read), and the options.
+    read), and the options (a batch_size that leaves a batch norm model a batch of one
+    row, an AUC watched on validation labels of one class, included).
+
+    With validation data, the History reports each objective's best epoch and whether
+    it converged (`History.converged`), and a `NotConverged` warning names the
+    objectives whose best validation epoch is the last one run (unless early stopping
+    ended the run).
 
     Under `torchrun --nproc_per_node=N` the same call trains data-parallel: every rank
     holds the data, takes its share of each global batch, and gradients are averaged by
@@ -128,26 +133,31 @@ def fit(
     model then holds the weights it had before that epoch.
     """
     model = check_model(model)
-    check_options(
-        epochs, batch_size, lr, precision, keep_best, valid, resume, checkpoint
+    spec = TrainSpec(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        optimizer=optimizer,
+        weight_decay=weight_decay,
+        keep_best=keep_best,
+        early_stopping=early_stopping,
+        precision=precision,
     )
-    rule = check_stopping(early_stopping, keep_best, valid, model)
-    check_weight_decay(weight_decay, optimizer)
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs the checkpoint file to resume from")
+    if checkpoint is not None:  # a path that cannot be written fails now, not later
+        checkpoint = check_checkpoint_path(checkpoint)
     train = check_data("train", train, model)
     if valid is not None:
         valid = check_data("valid", valid, model)
-    weighting = weighting if weighting is not None else Static()
-    if not isinstance(weighting, Weighting):
-        raise TypeError(
-            "weighting must be an sbmm.weighting strategy, "
-            f"got {type(weighting).__name__}"
-        )
+    weighting = check_weighting(weighting)
     if seed is not None:
         seed_everything(seed)
 
     context, device = distributed.setup(
         torch.device(device) if device is not None else None
     )
+    spec.check_run(model, train, valid, context.world)
     device = device if device is not None else default_device()
     if context.active and weighting.takes_gradients:
         raise ValueError(
@@ -160,19 +170,16 @@ def fit(
     if valid is not None:
         valid = Batch(valid.features, valid.labels).to(device)
     weighting.bind(model)
-    params = [*model.parameters(), *weighting.parameters()]
-    opt = optimizer(params) if optimizer is not None else adam(params, lr, weight_decay)
+    opt = spec.make_optimizer([*model.parameters(), *weighting.parameters()])
     names = [TOTAL, *(o.name for o in model.objectives)]
-    history = History(
-        {k: [] for k in names}, {k: [] for k in names} if valid is not None else {}
-    )
-    history.weights = {o.name: [] for o in model.objectives}
-    first_epoch, best_model = 0, None
-    if resume and Path(checkpoint).exists():
-        first_epoch, best_model = _restore(
-            checkpoint, device, model, opt, weighting, history
-        )
-    watch = Watch.replay(rule, history) if rule is not None else None
+    history = History.start(names, validated=valid is not None)
+    first_epoch, best = 0, None
+    if resume and checkpoint.exists():
+        first_epoch, best = restore_run(
+            load_checkpoint(checkpoint, device), model, opt, weighting, history,
+            epochs=epochs,
+        )  # fmt: skip
+    recorder = Recorder(model, weighting, spec.rule, valid, history, best=best)
 
     net: nn.Module = model
     if context.active:
@@ -180,128 +187,102 @@ def fit(
         net = nn.parallel.DistributedDataParallel(model, device_ids=ids)
     if compile:
         net = torch.compile(net, **({} if compile is True else {"backend": compile}))
-    step = _Step(
-        net, model, opt, weighting, tuple(callbacks), precision, device, context
-    )
+    step = _Step(net, model, opt, weighting, tuple(callbacks), precision, context)
     step.count = first_epoch * math.ceil(len(train) / batch_size)
 
     show = progress_enabled(progress) and context.is_main
     for epoch in tqdm(range(first_epoch, epochs), desc="epochs", disable=not show):
-        if watch is not None and watch.stop:
+        if not recorder.running:
             break
         before = copy_state(model)
         start = time.perf_counter()
-        epoch_loss = _train_epoch(step, train, batch_size, names)
-        history.seconds.append(time.perf_counter() - start)
-        for name in [
-            *names[1:],
-            TOTAL,
-        ]:  # an objective's name says more than the total's
-            value = epoch_loss[name]
-            if not math.isfinite(value):
-                model.load_state_dict(before)
-                raise FloatingPointError(
-                    f"epoch {epoch + 1}: the loss of {name!r} is {value}; "
-                    "the model holds the weights from before that epoch. "
-                    "Lower the learning rate or check the data"
-                )
-        for name in names:
-            history.train_loss[name].append(epoch_loss[name])
-        weighting.end_epoch({name: epoch_loss[name] for name in names[1:]})
-        for name, w in weighting.weights().items():
-            history.weights[name].append(w)
-        if valid is not None:
-            losses, metrics = losses_and_metrics(model, valid)
-            losses = {TOTAL: weighting.total(losses), **losses}
-            for name in names:
-                history.valid_loss[name].append(float(losses[name]))
-            history.valid_metrics.append(metrics)
-            if watch is not None and watch.update(history):
-                best_model = copy_state(model)
+        epoch_loss = _train_epoch(step, train, batch_size)
+        seconds = time.perf_counter() - start
+        try:
+            recorder.check_finite(epoch_loss)
+        except FloatingPointError:
+            model.load_state_dict(before)
+            raise
+        recorder.record(epoch_loss, seconds)
         if checkpoint is not None and context.is_main:
             save_checkpoint(
                 checkpoint, model=model, optimizer=opt, weighting=weighting,
-                history=history, epoch=epoch + 1, best_model=best_model,
+                history=history, epoch=epoch + 1, best_model=recorder.best,
             )  # fmt: skip
-    if watch is not None:
-        model.load_state_dict(best_model)
+    finish([recorder], warn=context.is_main)
     return history
 
 
-@dataclass
 class _Step:
-    """One optimiser step on a batch, with everything it needs."""
+    """One optimiser step on a batch, with everything it needs, set up once per run
+    (the step itself creates no context, closure or list it could reuse).
 
-    net: nn.Module  # the model as trained (DDP-wrapped, compiled)
-    model: MultiTaskModel  # the model itself, for callbacks
-    opt: torch.optim.Optimizer
-    weighting: Weighting
-    callbacks: tuple[StepCallback, ...]
-    precision: str
-    device: torch.device
-    context: distributed.Context
-    count: int = 0  # optimiser steps taken over the whole run
+    net:       the model as trained (DDP-wrapped, compiled); `model` the model itself,
+               for callbacks.
+    precision: "bf16" runs the forward pass and losses under bfloat16 autocast.
+    count:     optimiser steps taken over the whole run.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        model: MultiTaskModel,
+        opt: torch.optim.Optimizer,
+        weighting: Weighting,
+        callbacks: tuple[StepCallback, ...],
+        precision: str,
+        context: distributed.Context,
+    ):
+        self.net, self.model, self.opt, self.weighting = net, model, opt, weighting
+        self.callbacks, self.context = callbacks, context
+        self.towers = model.tower_specs
+        device = next(model.parameters()).device
+        self.autocast = (
+            torch.autocast(device.type, dtype=torch.bfloat16)
+            if precision == "bf16"
+            else contextlib.nullcontext()
+        )
+        # Under DDP: each mean's count over the ranks, and the strategy's own
+        # parameters, which live outside DDP, averaged by hand.
+        self.across = (
+            partial(distributed.mean, context=context) if context.active else None
+        )
+        self.outside_ddp = weighting.parameters() if context.active else []
+        self.count = 0
 
     def __call__(self, batch: Batch) -> tuple[Tensor, ...]:
         """Train on `batch`; return the weighted total and each objective's loss,
-        detached."""
-        towers, context = self.model.tower_specs, self.context
-        across: Across | None = None
-        if context.active:
-            across = lambda statistic: distributed.mean(statistic, context)  # noqa: E731
-        autocast = (
-            torch.autocast(self.device.type, dtype=torch.bfloat16)
-            if self.precision == "bf16"
-            else contextlib.nullcontext()
-        )
-        with autocast:
+        detached (0-d tensors on the device)."""
+        with self.autocast:
+            predictions = self.net(batch.features)
             losses = objective_losses(
-                towers, self.net(batch.features), batch, across=across
+                self.towers, predictions, batch, across=self.across
             )
         for callback in self.callbacks:
             callback(self.count, self.model, losses)
         self.opt.zero_grad(set_to_none=True)
         total = self.weighting.backward(losses)
-        for p in (
-            self.weighting.parameters()
-        ):  # the strategy's own parameters live outside DDP
-            distributed.average(p.grad, context)
+        for p in self.outside_ddp:
+            distributed.average(p.grad, self.context)
         self.opt.step()
         self.weighting.after_step()
         self.count += 1
-        return (total.float(), *(loss.detach().float() for loss in losses.values()))
+        return (total, *(loss.detach() for loss in losses.values()))
 
 
-def _train_epoch(
-    step: _Step, train: Batch, batch_size: int, names: list[str]
-) -> dict[str, float]:
-    """One pass over `train` in a fresh random order; the mean of each of `names`'
-    losses over the steps. Losses stay on the device until the epoch's one host
-    synchronisation."""
+def _train_epoch(step: _Step, train: Batch, batch_size: int) -> list[float]:
+    """One pass over `train` in a fresh random order; the mean over the steps of the
+    total and of each objective's loss, in that order. Losses stay on the device until
+    the epoch's one host synchronisation."""
     step.model.train()
     context, n = step.context, len(train)
-    order = distributed.broadcast(torch.randperm(n, device=step.device), context)
-    per_step = []  # per step: the total and each objective's loss, on the device
+    order = distributed.broadcast(torch.randperm(n, device=train.device), context)
+    per_step = []  # per step: the total and each objective's loss, 0-d on the device
     for i in range(0, n, batch_size):
         rows = order[i : i + batch_size]
         if context.active:
             rows = rows.tensor_split(context.world)[context.rank]  # this rank's share
-        per_step.append(torch.stack(step(train[rows])))  # (1 + n_objectives,)
-    means = distributed.average(
-        torch.stack(per_step).mean(0), context
-    )  # (1 + n_objectives,)
-    return dict(zip(names, means.tolist()))
-
-
-def _restore(
-    path: str | os.PathLike,
-    device: torch.device,
-    model: nn.Module,
-    opt: torch.optim.Optimizer,
-    weighting: Weighting,
-    history: History,
-) -> tuple[int, dict[str, Tensor] | None]:
-    """Load the checkpoint at `path` onto `device` into the run's objects, all or
-    nothing (see `restore_run`); return the number of epochs it had finished and the
-    best epoch's weights (None unless the run keeps them)."""
-    return restore_run(load_checkpoint(path, device), model, opt, weighting, history)
+        per_step.append(step(train[rows]))
+    # (steps, 1 + n_objectives), in fp32 whatever the precision
+    losses = torch.stack([torch.stack(k).float() for k in zip(*per_step)], 1)
+    return distributed.average(losses.mean(0), context).tolist()

@@ -25,7 +25,6 @@ only in distribution, not to float rounding.
 from __future__ import annotations
 
 import copy
-import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,20 +42,12 @@ from ..inputs import InputLayer
 from ..losses import objective_losses
 from ..models.base import MultiTaskModel
 from ..runtime import default_device, seed_everything
-from ..weighting import Static, Weighting
-from .checkpoint import copy_state
-from .checks import (
-    adam,
-    check_data,
-    check_model,
-    check_options,
-    check_stopping,
-    check_weight_decay,
-    progress_enabled,
-)
-from .evaluation import losses_and_metrics, predict
+from ..weighting import Weighting
+from .checks import check_data, check_model, check_weighting, progress_enabled
+from .evaluation import predict
 from .history import TOTAL, History
-from .stopping import EarlyStopping, Watch
+from .protocol import OptimizerFactory, Recorder, TrainSpec, finish
+from .stopping import EarlyStopping
 
 __all__ = ["Replicas", "fit_replicas"]
 
@@ -89,6 +80,12 @@ class Replicas:
             raise ValueError("best_valid_loss needs a run with validation data")
         return np.array([min(h.valid_loss[TOTAL]) for h in self.histories])
 
+    def converged(self, patience: int | None = None) -> dict[int, dict[str, bool]]:
+        """{seed: {"total" and each objective: whether it converged}}, each replica's
+        `History.converged(patience)`: the table a chapter checks before it compares.
+        ValueError if the run had no validation data."""
+        return {s: h.converged(patience) for s, h in zip(self.seeds, self.histories)}
+
     def gap_closed(
         self, batch: Batch, specs: Specs, metric: str | None = None
     ) -> np.ndarray:
@@ -110,6 +107,7 @@ def fit_replicas(
     epochs: int = 10,
     batch_size: int = 1024,
     lr: float = 1e-3,
+    optimizer: OptimizerFactory | None = None,
     weighting: Weighting | None = None,
     keep_best: bool = False,
     early_stopping: EarlyStopping | None = None,
@@ -123,18 +121,26 @@ def fit_replicas(
                is called once per seed, right after `seed_everything(seed)`, and must
                return one architecture every time (declare features and towers outside).
     seeds:     distinct ints; replica k trains as `fit(model, ..., seed=seeds[k])` does.
-    epochs, batch_size, lr, keep_best, early_stopping, weight_decay, device, progress:
-               as in `fit`, with Adam(lr) (AdamW with weight decay). With early
-               stopping each replica watches its own validation number and stops as
-               its `fit` run would: its History ends there and it keeps its best
-               epoch's weights (the pass goes on while any replica runs; a stopped one
-               is trained on but no longer read).
+    epochs, batch_size, lr, optimizer, keep_best, early_stopping, weight_decay, device,
+    progress:
+               as in `fit` (one `TrainSpec`, checked as `fit` checks it). `optimizer`
+               receives the K-fold stacked (K, ...) parameters: an optimiser that
+               updates each element from its own gradient and state (Adam, AdamW, Adam
+               with L2 `weight_decay`, SGD with momentum) is then K optimisers, one per
+               replica; one that mixes elements (LBFGS, or norms over a whole tensor)
+               is not. With early stopping each replica watches its own validation
+               number and stops as its `fit` run would: its History ends there and it
+               keeps its best epoch's weights (the pass goes on while any replica runs;
+               a stopped one is trained on but no longer read).
     weighting: `Static()` by default, or a strategy whose gradient is that of
                Σ_o w_o L_o under its `weights()` (`DWA`); each replica gets a copy.
                Strategies that take gradients themselves or learn parameters
                (`Uncertainty`, `GradNorm`, `PCGrad`) are refused: train them with `fit`.
 
-    Returns the `Replicas`: per seed, the trained model and its `History`.
+    Returns the `Replicas`: per seed, the trained model and its `History`. With
+    validation data, `Replicas.converged()` tells per seed and objective whether it
+    converged, and one `NotConverged` warning names the seeds and objectives whose best
+    validation epoch is the last one run.
 
     Everything is checked before the first step (TypeError or ValueError). Raises
     FloatingPointError, naming the seed and the loss, when a replica's epoch loss is NaN
@@ -144,21 +150,25 @@ def fit_replicas(
     One process, not under torchrun.
     """
     seeds = _check_seeds(seeds)
-    check_options(epochs, batch_size, lr, "fp32", keep_best, valid, False, None)
-    check_weight_decay(weight_decay, None)
-    weighting = weighting if weighting is not None else Static()
-    if not isinstance(weighting, Weighting):
-        kind = type(weighting).__name__
-        raise TypeError(f"weighting must be an sbmm.weighting strategy, got {kind}")
+    spec = TrainSpec(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        optimizer=optimizer,
+        weight_decay=weight_decay,
+        keep_best=keep_best,
+        early_stopping=early_stopping,
+    )
+    weighting = check_weighting(weighting)
     if not weighting.batchable:
         raise ValueError(_refusal(weighting))
     if not callable(build):
         raise TypeError(f"build must be a function that builds a model, got {build!r}")
     models = _build(build, seeds)
-    rule = check_stopping(early_stopping, keep_best, valid, models[0])
     train = check_data("train", train, models[0])
     if valid is not None:
         valid = check_data("valid", valid, models[0])
+    spec.check_run(models[0], train, valid)
 
     device = torch.device(device) if device is not None else default_device()
     for model in models:
@@ -171,29 +181,31 @@ def fit_replicas(
     for strategy, model in zip(strategies, models):
         strategy.bind(model)
     params, buffers = stack_module_state(models)  # {name: (K, ...)}, leaves
-    # The fused kernel: `fit`'s Adam update to float rounding, in one pass over the
-    # K-fold parameters instead of a dozen.
-    fused = device.type in ("cpu", "cuda")
-    opt = adam(params.values(), lr, weight_decay, fused=fused)
+    # The default optimiser runs fused: `fit`'s Adam update to float rounding, in one
+    # pass over the K-fold parameters instead of a dozen.
+    opt = spec.make_optimizer(params.values(), fused=device.type in ("cpu", "cuda"))
     losses_of = _batched_losses(models[0])
     names = [TOTAL, *(o.name for o in models[0].objectives)]
-    histories = [History({k: [] for k in names}) for _ in seeds]
-    for history in histories:
-        history.valid_loss = {k: [] for k in names} if valid is not None else {}
-        history.weights = {k: [] for k in names[1:]}
-    best: list[dict[str, Tensor] | None] = [None] * len(seeds)  # kept weights
-    watches = [Watch(rule) for _ in seeds] if rule is not None else None
-    running = list(range(len(seeds)))  # the replicas whose runs go on
+    recorders = [
+        Recorder(
+            model,
+            strategy,
+            spec.rule,
+            valid,
+            History.start(names, valid is not None),
+            seed,
+        )
+        for seed, model, strategy in zip(seeds, models, strategies)
+    ]
     # One generator per replica, seeded as `fit(seed=k)` seeds the global one.
     generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
 
     show = progress_enabled(progress)
     desc = f"epochs of {len(seeds)} replicas"
-    for epoch in tqdm(range(epochs), desc=desc, disable=not show):
-        if watches is not None:
-            running = [k for k in running if not watches[k].stop]
-            if not running:
-                break
+    for _ in tqdm(range(epochs), desc=desc, disable=not show):
+        running = [k for k, recorder in enumerate(recorders) if recorder.running]
+        if not running:
+            break
         start = time.perf_counter()
         weights = torch.tensor(
             [[s.weights()[name] for name in names[1:]] for s in strategies],
@@ -204,30 +216,12 @@ def fit_replicas(
         )  # K × [total, each objective's loss]
         seconds = time.perf_counter() - start
         for k in running:
-            for name, value in zip(names, epoch_loss[k]):
-                if not math.isfinite(value):
-                    raise FloatingPointError(
-                        f"seed {seeds[k]}, epoch {epoch + 1}: the loss of {name!r} is "
-                        f"{value}; the models hold the weights from before that epoch. "
-                        "Lower the learning rate or check the data"
-                    )
+            recorders[k].check_finite(epoch_loss[k])
         _load(models, params, buffers)
         for k in running:
-            model, strategy, history = models[k], strategies[k], histories[k]
-            history.seconds.append(seconds)
-            for name, value in zip(names, epoch_loss[k]):
-                history.train_loss[name].append(value)
-            strategy.end_epoch(dict(zip(names[1:], epoch_loss[k][1:])))
-            for name, w in strategy.weights().items():
-                history.weights[name].append(w)
-            if valid is not None:
-                _validate(model, strategy, valid, history)
-                if watches is not None and watches[k].update(history):
-                    best[k] = copy_state(model)
-    if watches is not None:
-        for model, state in zip(models, best):
-            model.load_state_dict(state)
-    return Replicas(models, histories, seeds)
+            recorders[k].record(epoch_loss[k], seconds)
+    finish(recorders)
+    return Replicas(models, [r.history for r in recorders], seeds)
 
 
 def _train_epoch(
@@ -260,18 +254,6 @@ def _train_epoch(
         opt.step()
         per_step.append(torch.stack([total, *losses.values()], 1).detach().float())
     return torch.stack(per_step).mean(0).tolist()  # (K, 1 + n_objectives)
-
-
-def _validate(
-    model: MultiTaskModel, strategy: Weighting, valid: Batch, history: History
-) -> None:
-    """Append `model`'s validation losses ("total" under `strategy`) and metrics to
-    `history`."""
-    losses, metrics = losses_and_metrics(model, valid)
-    losses = {TOTAL: strategy.total(losses), **losses}
-    for name, values in history.valid_loss.items():
-        values.append(float(losses[name]))
-    history.valid_metrics.append(metrics)
 
 
 def _refusal(weighting: Weighting) -> str:
