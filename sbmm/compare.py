@@ -108,13 +108,19 @@ def compare(
     Raises ValueError, naming the side (A or B, as given by `names`), for scores
     that are not a one-dimensional collection of finite real numbers, for lengths
     that differ, for dict keys that differ, for a dict paired with a non-dict, for
-    fewer than 2 seeds, and for a `level` outside (0, 1).
+    fewer than 2 seeds, and for a `level` outside (0, 1); TypeError for a
+    `higher_is_better` that is not a bool (a string such as "yes" would be read as
+    True, "no" too).
     """
     if isinstance(names, str) or len(names) != 2:
         raise ValueError(f"names must be a pair of names for A and B, got {names!r}")
     name_a, name_b = map(str, names)
     if isinstance(level, bool) or not isinstance(level, Real) or not 0 < level < 1:
         raise ValueError(f"level must be strictly between 0 and 1, got {level!r}")
+    if not isinstance(higher_is_better, (bool, np.bool_)):
+        raise TypeError(
+            f"higher_is_better must be True or False, got {higher_is_better!r}"
+        )
 
     seeds: list[Any] | None = None
     if isinstance(a, Mapping) or isinstance(b, Mapping):
@@ -167,7 +173,7 @@ def compare(
         differences=tuple(differences.tolist()),
         verdict=verdict,
         names=(name_a, name_b),
-        higher_is_better=higher_is_better,
+        higher_is_better=bool(higher_is_better),
     )
 
 

@@ -34,6 +34,7 @@ from scipy.stats import rankdata
 from sklearn.metrics import ndcg_score
 
 from .data.feed import Requests
+from .validation import is_number
 
 __all__ = [
     "INPUTS",
@@ -73,6 +74,14 @@ class Utility:
     play: float = 1.0
     like: float = 30.0
 
+    def __post_init__(self) -> None:
+        for name in ("play", "like"):
+            if not is_number(getattr(self, name)):
+                raise ValueError(
+                    f"Utility {name} must be a finite number, got "
+                    f"{getattr(self, name)!r}"
+                )
+
     def expected(self, p: Grid) -> np.ndarray:
         """(R, C) E[U] from the five inputs of `INPUTS`, each (R, C); true inputs give
         the true utility, calibrated predictions its estimate."""
@@ -97,17 +106,27 @@ def truth_inputs(requests: Requests, attainable: bool = True) -> dict[str, np.nd
 
 def weighted_sum(p: Grid, weights: Mapping[str, float]) -> np.ndarray:
     """(R, C) Σ_o w_o · p_o over the objectives of `weights`."""
-    _check(p, weights)
+    _check(p, weights, weights)
     return sum(w * np.asarray(p[o], dtype=np.float64) for o, w in weights.items())
 
 
-def product(p: Grid, weights: Mapping[str, float], floor: float = 1e-12) -> np.ndarray:
-    """(R, C) Σ_o w_o · log p_o, the logarithm of Π_o p_o^w_o (same order); the
-    p_o must be positive (probabilities, times), floored at `floor`."""
-    _check(p, weights)
+def product(p: Grid, weights: Mapping[str, float]) -> np.ndarray:
+    """(R, C) Σ_o w_o · log p_o, the logarithm of Π_o p_o^w_o (same order). The p_o of
+    an objective of nonzero weight must be positive (probabilities, times): a
+    ValueError names the objective otherwise (clip its predictions, with a floor of
+    your choosing, if a prediction may fall to 0 or below)."""
+    _check(p, weights, weights)
+    for o, w in weights.items():
+        low = float(np.min(p[o]))
+        if w != 0 and low <= 0:
+            raise ValueError(
+                f"product: the predictions of {o!r} must be positive (they are "
+                f"raised to the power {w:g}); the lowest is {low:g}"
+            )
     return sum(
-        w * np.log(np.maximum(np.asarray(p[o], dtype=np.float64), floor))
+        w * np.log(np.asarray(p[o], dtype=np.float64))
         for o, w in weights.items()
+        if w != 0
     )
 
 
@@ -115,7 +134,9 @@ def rank_fusion(p: Grid, weights: Mapping[str, float], k: float = 60.0) -> np.nd
     """(R, C) Σ_o w_o / (k + rank_o), rank_o = 1 for the candidate with the highest
     p_o in its request (ties share their mean rank). k = 60 damps the top ranks, as in
     Cormack et al. (2009)."""
-    _check(p, weights)
+    if not (is_number(k) and k >= 0):
+        raise ValueError(f"rank_fusion: k must be a finite number >= 0, got {k!r}")
+    _check(p, weights, weights)
     return sum(
         w / (k + rankdata(-np.asarray(p[o], dtype=np.float64), axis=1))
         for o, w in weights.items()
@@ -133,8 +154,8 @@ def ndcg(scores: np.ndarray, gains: np.ndarray, k: int = 10) -> float:
             f"scores and gains must both be (requests, candidates), got "
             f"{scores.shape} and {gains.shape}"
         )
-    if not (np.isfinite(scores).all() and np.isfinite(gains).all()):
-        raise ValueError("scores and gains must be finite")
+    _check_finite("scores", scores)
+    _check_finite("gains", gains)
     if (gains < 0).any():
         raise ValueError("gains must be >= 0")
     return float(ndcg_score(gains, scores, k=k, ignore_ties=True))
@@ -151,6 +172,7 @@ def gauc(scores: np.ndarray, labels: np.ndarray) -> float:
             f"scores and labels must both be (requests, candidates), got "
             f"{scores.shape} and {labels.shape}"
         )
+    _check_finite("scores", scores)
     if not np.isin(labels, (0, 1)).all():
         raise ValueError("labels must be 0 or 1")
     positives = labels.sum(1)  # (R,)
@@ -164,8 +186,10 @@ def gauc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(above / (p * n)))
 
 
-def _check(p: Grid, names) -> None:
-    """ValueError naming an objective that `p` lacks, or arrays of another shape."""
+def _check(p: Grid, names, weights: Mapping[str, float] | None = None) -> None:
+    """ValueError naming an objective that `p` lacks, or whose predictions are of
+    another shape or not finite numbers; with `weights`, one whose weight is not a
+    finite number."""
     missing = [o for o in names if o not in p]
     if missing:
         raise ValueError(f"no prediction for {missing}; given {sorted(p)}")
@@ -173,4 +197,24 @@ def _check(p: Grid, names) -> None:
     if len(shapes) != 1 or len(next(iter(shapes))) != 2:
         raise ValueError(
             f"predictions must share one (requests, candidates) shape, got {shapes}"
+        )
+    for o in names:
+        _check_finite(f"the predictions of {o!r}", p[o])
+        if weights is not None and not is_number(weights[o]):
+            raise ValueError(
+                f"the weight of {o!r} must be a finite number, got {weights[o]!r}"
+            )
+
+
+def _check_finite(what: str, values) -> None:
+    """ValueError naming `what` when `values` (R, C) are not all finite numbers."""
+    values = np.asarray(values)
+    if values.dtype.kind not in "biuf":
+        raise ValueError(f"{what} must be numbers, got {values.dtype} values")
+    bad = ~np.isfinite(values)
+    if bad.any():
+        request = int(np.argmax(bad.any(axis=-1))) if values.ndim == 2 else 0
+        raise ValueError(
+            f"{what} must be finite, but hold {int(bad.sum())} NaN or inf values "
+            f"(the first in request {request})"
         )

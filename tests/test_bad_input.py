@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import sbmm
+from sbmm.losses import check_labels
 from sbmm.weighting import DWA, GradNorm, PCGrad, Static, Uncertainty
 
 
@@ -82,7 +83,7 @@ def test_nan_labels_where_no_loss_reads_them_are_accepted_and_the_loss_is_finite
     data = feed_like()
     for space in ("masked", "entire"):
         model = model_of(towers(space))
-        sbmm.check_labels(model.tower_specs, data)
+        check_labels(model.tower_specs, data)
         losses = sbmm.objective_losses(model.tower_specs, model(data.features), data)
         assert all(torch.isfinite(loss) for loss in losses.values()), space
         history = sbmm.fit(model, data, data, epochs=1, batch_size=64, progress=False)

@@ -72,3 +72,26 @@ def test_missing_and_malformed_files_are_named(tmp_path):
     write(tmp_path / FILES["test"], [uci_line(30, "Divorced", "maybe.")] * 4)
     with pytest.raises(ValueError, match="unexpected values in the income column"):
         load_census(tmp_path)
+
+
+def test_damaged_files_are_named_with_the_line_and_column(tmp_path):
+    path = tmp_path / FILES["test"]
+    lines = [uci_line(30 + i, "Divorced", "50000+.") for i in range(6)]
+    write(path, lines)
+    path.write_bytes(path.read_bytes()[:-20])  # a truncated download
+    with pytest.raises(ValueError, match="census-income.test.gz could not be read"):
+        load_census(tmp_path)
+    path.write_text("not gzip")
+    with pytest.raises(ValueError, match="could not be read .*BadGzipFile"):
+        load_census(tmp_path)
+    write(path, [*lines[:-1], lines[-1][:50]])  # the last line cut
+    with pytest.raises(ValueError, match="test.gz: line 6: field .* is empty"):
+        load_census(tmp_path)
+    write(path, [*lines[:2], lines[2].replace("32", "thirty", 1), *lines[3:]])
+    with pytest.raises(
+        ValueError,
+        match="test.gz: line 3: the 'age' column holds 'thirty', not a number",
+    ):
+        load_census(tmp_path)
+    with pytest.raises(ValueError, match="fractions must be three"):
+        load_census(tmp_path, (0.5, 0.5))

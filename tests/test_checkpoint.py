@@ -1,12 +1,14 @@
 import copy
+import os
 import re
 from dataclasses import asdict
+from pathlib import Path
 
 import pytest
 import torch
 
 import sbmm
-from sbmm.train.checkpoint import restore_run
+from sbmm.train.checkpoint import check_checkpoint_path, restore_run, save_checkpoint
 from sbmm.weighting import DWA, GradNorm, Uncertainty
 
 
@@ -249,7 +251,7 @@ def test_an_unreadable_checkpoint_is_refused_naming_the_file(tmp_path, saved, ki
 
 
 @pytest.mark.parametrize(
-    "entry", ["model", "optimizer", "weighting", "history", "epoch", "rng"]
+    "entry", ["model", "optimizer", "weighting", "history", "towers", "epoch", "rng"]
 )
 def test_a_checkpoint_lacking_an_entry_is_refused_naming_it(tmp_path, saved, entry):
     state = torch.load(saved, weights_only=False)
@@ -362,3 +364,167 @@ def test_resuming_with_validation_data_the_checkpoint_lacks_is_refused(tmp_path)
         sbmm.fit(
             model(), DATA, DATA, epochs=2, progress=False, checkpoint=path, resume=True
         )
+
+
+# Loading never runs code from the file.
+
+
+def leave_marker(path: str) -> None:
+    """What a hostile checkpoint would call while it is unpickled."""
+    Path(path).write_text("ran")
+
+
+class Hostile:
+    """An object whose unpickling calls `leave_marker`."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return leave_marker, (self.marker,)
+
+
+def test_a_checkpoint_whose_pickle_calls_a_function_is_refused_without_calling_it(
+    tmp_path, saved
+):
+    marker, path = tmp_path / "marker", tmp_path / "hostile.pt"
+    state = torch.load(saved, weights_only=True)
+    torch.save({**state, "rng": Hostile(marker)}, path)
+    torch.load(path, weights_only=False)  # unpickled the unsafe way, it would run
+    assert marker.read_text() == "ran"
+    marker.unlink()
+
+    refused = f"checkpoint {named(path)} could not be read: it holds .*leave_marker"
+    with pytest.raises(ValueError, match=refused):
+        sbmm.load_checkpoint(path)
+    net, strategy = model(seed=3), Uncertainty()
+    opt, history = run_objects(net, strategy)
+    before = snapshot(net, strategy, opt, history)
+    with pytest.raises(ValueError, match=refused):
+        restore_run(path, net, opt, strategy, history)
+    assert not marker.exists()
+    assert same(before, snapshot(net, strategy, opt, history))
+
+
+def test_checkpoints_hold_plain_data_with_binary_objectives_and_the_best_epoch(
+    tmp_path,
+):
+    binary = [sbmm.Tower("t", [sbmm.Objective("click")], hidden=(4,))]
+    data = sbmm.data.FeedSimulator().simulate(600, seed=0)
+    sbmm.seed_everything(0)
+    net = sbmm.SharedBottom(data.feature_specs, binary, bottom=(8,))
+    sbmm.fit(net, data.train, data.valid, epochs=2, progress=False, keep_best=True,
+             checkpoint=tmp_path / "c.pt")  # fmt: skip
+    state = sbmm.load_checkpoint(tmp_path / "c.pt")  # weights_only=True
+    assert isinstance(state["history"]["valid_metrics"][0]["click"]["auc"], float)
+    assert state["towers"][0]["name"] == "click" and state["best_model"] is not None
+
+
+# Resuming refuses towers declared otherwise and fewer epochs than were finished.
+
+
+@pytest.mark.parametrize(
+    "changed, problem",
+    [
+        (
+            sbmm.Objective("y2", "binary"),
+            "objective 'y2': kind 'regression' in the file",
+        ),
+        (
+            sbmm.Objective("y2", "regression", label="y1"),
+            "objective 'y2': label None in the file, 'y1' in this run",
+        ),
+        (
+            sbmm.Objective("y2", "regression", weight=2.0),
+            "objective 'y2': weight 1.0 in the file, 2.0 in this run",
+        ),
+    ],
+)
+def test_resuming_with_an_objective_declared_otherwise_is_refused(
+    saved, changed, problem
+):
+    declared = [towers()[0], sbmm.Tower("b", [changed], hidden=(8,))]
+    sbmm.seed_everything(3)
+    net, strategy = sbmm.SharedBottom(X, declared, bottom=(16, 8)), Uncertainty()
+    opt, history = run_objects(net, strategy)
+    before = snapshot(net, strategy, opt, history)
+    with pytest.raises(ValueError, match=f"{named(saved)} .*{re.escape(problem)}"):
+        restore_run(saved, net, opt, strategy, history)
+    assert same(before, snapshot(net, strategy, opt, history))
+
+
+def test_resuming_with_fewer_epochs_than_the_checkpoint_finished_is_refused(saved):
+    net, strategy = model(seed=3), Uncertainty()
+    opt, history = run_objects(net, strategy)
+    before = snapshot(net, strategy, opt, history)
+    fewer = f"{named(saved)} has finished 2 epochs, more than the 1 asked for"
+    with pytest.raises(ValueError, match=fewer):
+        restore_run(saved, net, opt, strategy, history, epochs=1)
+    assert same(before, snapshot(net, strategy, opt, history))
+    assert restore_run(saved, net, opt, strategy, history, epochs=2) == (2, None)
+
+
+# Paths are checked before training; a failed write leaves nothing behind.
+
+
+def test_an_unusable_checkpoint_path_is_refused_naming_it(tmp_path):
+    assert check_checkpoint_path(tmp_path / "new" / "run.pt") == tmp_path / "new/run.pt"
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match=f"{named(tmp_path / 'file')} is a file"):
+        check_checkpoint_path(tmp_path / "file" / "run.pt")
+    with pytest.raises(ValueError, match=f"checkpoint {named(tmp_path)} is a folder"):
+        check_checkpoint_path(tmp_path)
+    with pytest.raises(TypeError, match="checkpoint must be a file path, got 3"):
+        check_checkpoint_path(3)
+
+
+def test_a_folder_without_write_permission_is_refused(tmp_path, monkeypatch):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    writable = os.access  # root may write anywhere: the permission is simulated
+    monkeypatch.setattr(
+        os, "access", lambda p, mode: Path(p) != locked and writable(p, mode)
+    )
+    with pytest.raises(ValueError, match=f"the folder {named(locked)} is not writable"):
+        check_checkpoint_path(locked / "run.pt")
+    with pytest.raises(ValueError, match=f"the folder {named(locked)} is not writable"):
+        check_checkpoint_path(locked / "runs" / "run.pt")
+
+
+def test_a_failed_write_leaves_no_temporary_file_and_the_old_checkpoint(
+    tmp_path, saved, monkeypatch
+):
+    path = tmp_path / "run.pt"
+    path.write_bytes(saved.read_bytes())
+    net, strategy = model(), Uncertainty()
+    opt, history = run_objects(net, strategy)
+
+    def disk_full(state, file):
+        Path(file).write_bytes(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        save_checkpoint(path, model=net, optimizer=opt, weighting=strategy,
+                        history=history, epoch=3)  # fmt: skip
+    assert [p.name for p in tmp_path.iterdir()] == ["run.pt"]
+    assert path.read_bytes() == saved.read_bytes()
+
+
+def test_fit_refuses_an_unusable_checkpoint_path_before_the_first_step(tmp_path):
+    (tmp_path / "file").write_text("")
+    net = model()
+    before = copy.deepcopy(net.state_dict())
+    with pytest.raises(ValueError, match=f"{named(tmp_path / 'file')} is a file"):
+        sbmm.fit(net, DATA, epochs=1, checkpoint=tmp_path / "file" / "run.pt")
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_fit_refuses_to_resume_a_run_longer_than_it_asks_for(tmp_path):
+    path = tmp_path / "run.pt"
+    sbmm.fit(model(), DATA, epochs=3, seed=0, checkpoint=path)
+    net = model()
+    before = copy.deepcopy(net.state_dict())
+    with pytest.raises(ValueError, match="has finished 3 epochs, more than the 2"):
+        sbmm.fit(net, DATA, epochs=2, seed=0, checkpoint=path, resume=True)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())

@@ -217,3 +217,13 @@ def test_mean_interval_is_the_interval_compare_puts_around_a_mean():
 def test_mean_interval_refuses_too_few_non_finite_scores_and_a_bad_level(scores, level):
     with pytest.raises(ValueError):
         mean_interval(scores, level=level)
+
+
+@pytest.mark.parametrize("flag", ["yes", "no", 1, None])
+def test_higher_is_better_must_be_a_bool(flag):
+    with pytest.raises(
+        TypeError, match=f"higher_is_better must be True or False, got {flag!r}"
+    ):
+        compare([1.0, 2.0, 3.0], [0.0, 1.0, 1.5], higher_is_better=flag)
+    verdict = compare([1.0, 2.0, 3.0], [0.0, 1.0, 1.5], higher_is_better=np.bool_(0))
+    assert verdict.verdict == "worse" and verdict.higher_is_better is False

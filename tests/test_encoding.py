@@ -164,3 +164,69 @@ def test_a_missing_label_stays_nan_for_fit_to_judge_where_it_is_read():
     batch = TableEncoder(SCHEMA).fit_transform(frame(click=[0, 1, None, 1, np.nan]))
     assert batch.labels["click"][[0, 1, 3]].tolist() == [0.0, 1.0, 1.0]
     assert torch.isnan(batch.labels["click"][[2, 4]]).all()
+
+
+# Nothing is sent silently out of vocabulary, emptied or lost to float32.
+
+
+def test_ids_of_another_kind_than_fitted_are_refused_naming_the_column():
+    encoder = TableEncoder(SCHEMA).fit(frame(city=[1, 2, 1, 3, 1]))
+    text = "'city' was fitted on number values but holds text values .*'2' in row 1"
+    with pytest.raises(ValueError, match=f"categorical column {text}"):
+        encoder.transform(frame(city=[1, "2", 1, 3, 1]))
+    assert encoder.transform(frame(city=[1.0, 2.0, 1.0, 3.0, 4.0])).features[
+        "city"
+    ].tolist() == [1, 2, 1, 3, OOV]  # the same numbers, read as floats: accepted
+    numbers = TableEncoder(SCHEMA).fit(frame(tags=[[1], [], [2], [1, 3], [3]]))
+    with pytest.raises(ValueError, match="multi-valued column 'tags'.*in row 3"):
+        numbers.transform(frame(tags=[[1], [], [2], ["1", 3], [3]]))
+
+
+def test_a_min_count_that_empties_a_vocabulary_is_refused():
+    with pytest.raises(ValueError, match="column 'city': min_count=4 .* appears 3"):
+        TableEncoder(SCHEMA, min_count=4).fit(frame())
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"min_count": True}, "min_count must be an integer >= 1, got True"),
+        ({"dim": 0}, "dim must be an integer >= 1, got 0"),
+        ({"dim": {"city": "8"}}, "dim of 'city' must be an integer >= 1, got '8'"),
+        ({"pooling": "max"}, "pooling must be 'mean' or 'sum', got 'max'"),
+    ],
+)
+def test_bad_encoder_options_are_refused_naming_them(options, message):
+    with pytest.raises(ValueError, match=message):
+        TableEncoder(SCHEMA, **options)
+
+
+@pytest.mark.parametrize(
+    "scaling, ages, message",
+    [
+        ("none", [1e300, 30.0, 40.0, 50.0, 60.0], "1e\\+300 in row 0 becomes inf"),
+        ("none", [20.0, 1e-50, 40.0, 50.0, 60.0], "1e-50 in row 1 becomes 0.0"),
+        ("standard", [1e30, 30.0, 40.0, 50.0, 60.0], "5 distinct values .* become 2"),
+        ("standard", [1e300, -1e300, 0.0, 1.0, 2.0], "statistics overflow"),
+    ],
+)
+def test_dense_values_lost_in_float32_are_refused_naming_the_column(
+    scaling, ages, message
+):
+    with pytest.raises(ValueError, match=f"dense column 'age'.*{message}"):
+        TableEncoder(SCHEMA, scaling=scaling).fit(frame(age=ages))
+
+
+def test_a_value_lost_in_float32_at_transform_is_refused_too():
+    encoder = TableEncoder(SCHEMA).fit(frame())
+    with pytest.raises(ValueError, match="dense column 'age': 1e\\+300 in row 2"):
+        encoder.transform(frame(age=[20.0, 30.0, 1e300, 50.0, 60.0]))
+
+
+def test_split_frame_and_dict_tables_refuse_what_they_cannot_cut():
+    with pytest.raises(TypeError, match="split_frame takes a DataFrame, got dict"):
+        split_frame({"a": [1, 2]})
+    with pytest.raises(ValueError, match="seed must be an integer >= 0, got 1.5"):
+        split_frame(frame(), seed=1.5)
+    with pytest.raises(ValueError, match="column 'city' has shape \\(5, 2\\)"):
+        TableEncoder(SCHEMA).fit({**frame().to_dict("list"), "city": np.zeros((5, 2))})

@@ -143,3 +143,47 @@ def test_a_grid_needs_one_value_per_candidate(requests):
     with pytest.raises(ValueError, match=r"one value per candidate"):
         requests.grid(np.zeros(7))
     assert fusion.INPUTS.keys() == truth_inputs(requests).keys()
+
+
+NAN_CLICK = np.array([[0.30, np.nan, 0.10]])
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: weighted_sum({**P, "click": NAN_CLICK}, {"click": 1, "like": 1}),
+        lambda: product({**P, "click": NAN_CLICK}, {"click": 1, "like": 1}),
+        lambda: rank_fusion({**P, "click": NAN_CLICK}, {"click": 1, "like": 1}),
+    ],
+)
+def test_nan_predictions_are_refused_naming_the_objective(call):
+    with pytest.raises(ValueError, match="predictions of 'click' must be finite"):
+        call()
+
+
+def test_gauc_ndcg_and_the_utility_refuse_nan():
+    with pytest.raises(ValueError, match="scores must be finite, but hold 1 NaN"):
+        gauc(NAN_CLICK, np.array([[1, 0, 1]]))
+    with pytest.raises(ValueError, match="gains must be finite"):
+        ndcg(CLICK, NAN_CLICK)
+    with pytest.raises(ValueError, match="Utility like must be a finite number"):
+        Utility(like=float("nan"))
+    with pytest.raises(ValueError, match="the weight of 'like' must be a finite"):
+        weighted_sum(P, {"click": 1.0, "like": float("nan")})
+
+
+def test_the_product_refuses_predictions_that_are_not_positive():
+    negative = {**P, "like": -LIKE}
+    with pytest.raises(ValueError, match="predictions of 'like' must be positive"):
+        product(negative, {"click": 1.0, "like": 0.5})
+    zero = {**P, "like": 0 * LIKE}
+    with pytest.raises(ValueError, match="the lowest is 0"):
+        product(zero, {"click": 1.0, "like": 0.5})
+    # at weight 0 an objective is not part of the product
+    assert order(product(negative, {"click": 1.0, "like": 0.0})) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("k", [-1.0, float("nan"), "60", True])
+def test_rank_fusion_refuses_a_k_that_is_not_a_number_at_least_0(k):
+    with pytest.raises(ValueError, match=f"k must be a finite number >= 0, got {k!r}"):
+        rank_fusion(P, {"click": 1.0}, k=k)

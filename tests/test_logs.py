@@ -429,3 +429,99 @@ def test_every_loader_output_encodes_into_a_batch(tmp_path):
         assert len(batch) == len(frame)
         assert set(batch.labels) == set(schema.labels)
         assert set(batch.features) == set(schema.features)
+
+
+# --- Damaged files: a cut line, text or nothing where a number belongs, a key twice
+
+
+def cut_last_line(path, keep: int) -> None:
+    lines = path.read_text().rstrip("\n").split("\n")
+    path.write_text("\n".join([*lines[:-1], lines[-1][:keep]]))
+
+
+def kuairand_file(tmp_path, name):
+    return tmp_path / "KuaiRand-Pure" / "data" / f"{name}_pure.csv"
+
+
+def test_a_cut_last_line_is_refused_naming_the_file(tmp_path):
+    data = write_kuairand(tmp_path)
+    for name in ("log_standard_4_22_to_5_08", "video_features_basic"):
+        path = kuairand_file(tmp_path, name)
+        text = path.read_text()
+        cut_last_line(path, 30)
+        with pytest.raises(ValueError, match=f"{name}_pure.csv: its last line has 5"):
+            load_kuairand(data)
+        path.write_text(text)
+    write_aliexpress(tmp_path, "NL", 3)
+    cut_last_line(tmp_path / "AliExpress_NL" / "train.csv", 100)
+    with pytest.raises(
+        ValueError, match="train.csv: its last line has .* where the file has 82"
+    ):
+        load_aliexpress(tmp_path)
+    write_aliccp(tmp_path)
+    cut_last_line(tmp_path / "sample_skeleton_train.csv", 25)
+    with pytest.raises(
+        ValueError,
+        match="skeleton_train.csv: line 4: the 'feature_list' column is empty",
+    ):
+        load_aliccp(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "name, old, new, message",
+    [
+        ("log_standard_4_08_to_4_21", ",1650485801301,1,", ",1650485801301,yes,",
+         "line 2: the 'is_click' column holds 'yes', not a number"),
+        ("log_standard_4_08_to_4_21", "\n1,11,", "\nu1,11,",
+         "line 3: the 'user_id' column holds 'u1', not a number"),
+        ("log_standard_4_08_to_4_21", ",1650485801301,1,", ",1650485801301,,",
+         "line 2: the 'is_click' column is empty"),
+    ],
+)  # fmt: skip
+def test_text_or_nothing_where_a_number_belongs_is_named(
+    tmp_path, name, old, new, message
+):
+    data = write_kuairand(tmp_path)
+    path = kuairand_file(tmp_path, name)
+    assert old in path.read_text()
+    path.write_text(path.read_text().replace(old, new, 1))
+    with pytest.raises(ValueError, match=f"{name}_pure.csv: {message}"):
+        load_kuairand(data)
+
+
+def test_text_in_aliexpress_and_aliccp_numbers_is_named(tmp_path):
+    write_aliexpress(tmp_path, "NL", 3)
+    path = tmp_path / "AliExpress_NL" / "train.csv"
+    path.write_text(path.read_text().replace("\n31,", "\n31,x", 1))
+    with pytest.raises(
+        ValueError, match="train.csv: line 3: the 'categorical_1' column holds 'x"
+    ):
+        load_aliexpress(tmp_path)
+    write_aliccp(tmp_path)
+    path = tmp_path / "sample_skeleton_train.csv"
+    path.write_text(path.read_text().replace("\n2,0,0,", "\n2,no,0,"))
+    with pytest.raises(ValueError, match="skeleton_train.csv: line 2: the 'click'"):
+        load_aliccp(tmp_path)
+
+
+def test_a_join_key_listed_twice_with_other_values_is_refused(tmp_path):
+    data = write_kuairand(tmp_path)
+    users = kuairand_file(tmp_path, "user_features")
+    text = users.read_text()
+    users.write_text(text + text.splitlines(keepends=True)[1])  # the same: read once
+    frame, _ = load_kuairand(data)
+    assert frame["user_active_degree"].tolist()[0] == "full_active" and len(frame) == 4
+    users.write_text(text + text.splitlines(keepends=True)[1].replace("full", "half"))
+    with pytest.raises(
+        ValueError,
+        match=r"user_features_pure.csv: user_id 0 is "
+        r"listed on lines \[2, 4\] with different values",
+    ):
+        load_kuairand(data)
+
+    write_aliccp(tmp_path)
+    common = tmp_path / "common_features_train.csv"
+    common.write_text(common.read_text() + "5ab1af84e729a269,1,101\x0299\x031.0\n")
+    twice = "common_feature_index '5ab1af84e729a269' is listed on lines 2 and 4"
+    with pytest.raises(ValueError, match=f"common_features_train.csv: {twice}"):
+        load_aliccp(tmp_path)

@@ -18,9 +18,11 @@ training file is there too.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .encoding import Schema, split_frame
@@ -88,8 +90,15 @@ def load_census(
     shape of the MMoE paper's set-up); `fractions` is then not used.
 
     Raises FileNotFoundError naming the file and where to get it, and ValueError naming
-    the file when it does not have UCI's 42 columns.
+    the file (and the line and column, where there is one) when it cannot be read (a
+    corrupt or truncated .gz), when a line does not have UCI's 42 fields (a cut last
+    line), or when a dense column or the income holds something else; and for
+    `fractions` that are not three.
     """
+    if isinstance(fractions, str) or len(tuple(fractions)) != 3:
+        raise ValueError(
+            f"fractions must be three (train, valid, test), got {fractions!r}"
+        )
     directory = Path(directory)
     test_file = directory / FILES["test"]
     if not test_file.exists():
@@ -110,13 +119,26 @@ def load_census(
 
 def _read(path: Path) -> pd.DataFrame:
     """One of UCI's files as a table of the schema's features and the two labels."""
-    raw = pd.read_csv(
-        path, header=None, skipinitialspace=True, dtype=str, keep_default_na=False
-    )
+    try:
+        raw = pd.read_csv(
+            path, header=None, skipinitialspace=True, dtype=str, keep_default_na=False
+        )
+    except (OSError, EOFError, ValueError, zlib.error) as error:  # gzip, CSV, text
+        raise ValueError(
+            f"{path} could not be read ({type(error).__name__}: {error}); expected "
+            "UCI's gzip-compressed file, whole (download it again?)"
+        ) from error
     if raw.shape[1] != len(CENSUS_COLUMNS):
         raise ValueError(
             f"{path}: expected UCI's {len(CENSUS_COLUMNS)} comma-separated columns, "
             f"found {raw.shape[1]}"
+        )
+    empty = (raw.isna() | (raw == "")).to_numpy()  # (rows, 42): UCI leaves none
+    if empty.any():
+        row, field = divmod(int(np.argmax(empty)), raw.shape[1])
+        raise ValueError(
+            f"{path}: line {row + 1}: field {field + 1} ({CENSUS_COLUMNS[field]}) is "
+            "empty: a cut line (an interrupted download?), or not UCI's file"
         )
     raw.columns = list(CENSUS_COLUMNS)
     income = raw["income_50k"].str.rstrip(".")
@@ -125,7 +147,14 @@ def _read(path: Path) -> pd.DataFrame:
         raise ValueError(f"{path}: unexpected values in the income column: {unknown}")
     frame = raw[list(CENSUS_SCHEMA.categorical)].copy()
     for name in CENSUS_SCHEMA.dense:
-        frame[name] = pd.to_numeric(raw[name])
+        frame[name] = pd.to_numeric(raw[name], errors="coerce")
+        text = frame[name].isna().to_numpy()
+        if text.any():
+            row = int(np.argmax(text))
+            raise ValueError(
+                f"{path}: line {row + 1}: the {name!r} column holds "
+                f"{raw[name].iloc[row]!r}, not a number"
+            )
     frame["income"] = (income == "50000+").astype("float32")
     frame["never_married"] = (raw["marital_stat"] == "Never married").astype("float32")
     return frame

@@ -14,12 +14,17 @@ with the training split's statistics only, so nothing about the validation or te
 rows leaks into the inputs. Every column is checked when it is read, and a bad one is
 refused with its name: a missing column, NaN in a categorical, a string in a dense
 column, text or inf in a label (a missing label stays NaN: `fit` refuses it where an
-objective reads it).
+objective reads it); an id column whose values are of another kind than in training
+(text where integers were fitted: every row would be out of vocabulary); a
+`min_count` that leaves a column no value of its own; a dense value that becomes inf
+or 0 in float32 after scaling, or a column whose distinct values collapse there.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -29,13 +34,24 @@ import pandas as pd
 import torch
 
 from ..inputs import Categorical, Dense, Feature, MultiCategorical
-from ..validation import split_bounds
+from ..validation import is_count, split_bounds
 from .batch import Batch
 
 __all__ = ["OOV", "Schema", "TableEncoder", "split_frame"]
 
 OOV = 0  # the id of every value outside a column's vocabulary
 Scaling = Literal["standard", "minmax", "none"]
+# The kinds of raw values a column may hold, by pandas' inferred type of the column.
+KINDS = {
+    "integer": {"number"},
+    "floating": {"number"},
+    "mixed-integer-float": {"number"},
+    "decimal": {"number"},
+    "string": {"text"},
+    "boolean": {"bool"},
+    "empty": set(),
+}
+SAMPLE = 2**17  # rows drawn to see whether a dense column's values collapse
 
 
 @dataclass(frozen=True)
@@ -112,11 +128,13 @@ class TableEncoder:
     pooling: Literal["mean", "sum"] = "mean"
     vocabularies: dict[str, pd.Index] = field(default_factory=dict, init=False)
     statistics: dict[str, tuple[float, float]] = field(default_factory=dict, init=False)
+    # the kinds of raw values ("number", "text", ...) each id column was fitted on
+    kinds: dict[str, set[str]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.schema, Schema):
             raise TypeError(f"schema must be an sbmm Schema, got {self.schema!r}")
-        if not (isinstance(self.min_count, int) and self.min_count >= 1):
+        if not is_count(self.min_count):
             raise ValueError(
                 f"min_count must be an integer >= 1, got {self.min_count!r}"
             )
@@ -124,6 +142,13 @@ class TableEncoder:
             raise ValueError(
                 f"scaling must be 'standard', 'minmax' or 'none', got {self.scaling!r}"
             )
+        if self.pooling not in ("mean", "sum"):
+            raise ValueError(f"pooling must be 'mean' or 'sum', got {self.pooling!r}")
+        widths = self.dim if isinstance(self.dim, Mapping) else {"": self.dim}
+        for name, width in widths.items():
+            if not is_count(width):
+                where = f"dim of {name!r}" if name else "dim"
+                raise ValueError(f"{where} must be an integer >= 1, got {width!r}")
         if isinstance(self.dim, Mapping):
             ids = {*self.schema.categorical, *self.schema.multi_valued}
             unknown = sorted(set(self.dim) - ids)
@@ -140,19 +165,30 @@ class TableEncoder:
         if len(frame) == 0:
             raise ValueError("the training table has no rows")
         for name in self.schema.categorical:
-            self.vocabularies[name] = self._vocabulary(_categorical(frame, name))
+            values = _categorical(frame, name)
+            self.vocabularies[name] = self._vocabulary(name, values)
+            self.kinds[name] = _kinds(values)
         for name in self.schema.multi_valued:
             _, values = _lists(frame, name)
-            self.vocabularies[name] = self._vocabulary(values)
+            self.vocabularies[name] = self._vocabulary(name, values)
+            self.kinds[name] = _kinds(values)
         for name in self.schema.dense:
             x = _numbers(frame, name, "dense column")
             if self.scaling == "minmax":
                 low, high = float(x.min()), float(x.max())
                 self.statistics[name] = (low, high - low or 1.0)
             elif self.scaling == "standard":
-                self.statistics[name] = (float(x.mean()), float(x.std()) or 1.0)
+                with np.errstate(over="ignore"):  # refused below, naming the column
+                    self.statistics[name] = (float(x.mean()), float(x.std()) or 1.0)
             else:
                 self.statistics[name] = (0.0, 1.0)
+            if not all(map(math.isfinite, self.statistics[name])):
+                raise ValueError(
+                    f"dense column {name!r}: its {self.scaling} scaling statistics "
+                    f"overflow (values from {x.min():g} to {x.max():g}); clip it or "
+                    "take its logarithm first"
+                )
+            _check_collapse(name, x, self._scaled(name, x), self.scaling)
         return self
 
     def transform(
@@ -167,14 +203,16 @@ class TableEncoder:
         frame = _as_frame(frame)
         features: dict[str, torch.Tensor] = {}
         for name in self.schema.categorical:
-            ids = self._ids(name, _categorical(frame, name))
-            features[name] = torch.from_numpy(ids)  # (N,)
+            values = _categorical(frame, name)
+            self._check_kinds(name, values, "categorical column", lambda i: i)
+            features[name] = torch.from_numpy(self._ids(name, values))  # (N,)
         for name in self.schema.dense:
-            shift, scale = self.statistics[name]
-            x = (_numbers(frame, name, "dense column") - shift) / scale
-            features[name] = torch.from_numpy(x.astype(np.float32))  # (N,)
+            x = self._scaled(name, _numbers(frame, name, "dense column"))
+            features[name] = torch.from_numpy(x)  # (N,)
         for name in self.schema.multi_valued:
-            features[name] = self._padded(name, *_lists(frame, name))  # (N, L)
+            lengths, values = _lists(frame, name)
+            self._check_kinds(name, values, "multi-valued column", _row_of(lengths))
+            features[name] = self._padded(name, lengths, values)  # (N, L)
         targets = {}
         if labels:
             for name in self.schema.labels:
@@ -204,15 +242,63 @@ class TableEncoder:
         if not self.vocabularies and not self.statistics:
             raise RuntimeError("the encoder is not fitted: call fit(train) first")
 
-    def _vocabulary(self, values: pd.Series) -> pd.Index:
+    def _vocabulary(self, name: str, values: pd.Series) -> pd.Index:
         """The values seen at least `min_count` times, most frequent first (ties in
-        order of first appearance); value i of it gets id i + 1."""
+        order of first appearance); value i of it gets id i + 1. A ValueError naming
+        the column when `min_count` leaves none of its values."""
         counts = values.value_counts(sort=False).sort_values(
             ascending=False, kind="stable"
         )
-        return pd.Index(counts.index[counts.to_numpy() >= self.min_count])
+        vocabulary = pd.Index(counts.index[counts.to_numpy() >= self.min_count])
+        if len(counts) and not len(vocabulary):
+            raise ValueError(
+                f"column {name!r}: min_count={self.min_count} leaves it no value of "
+                f"its own (its most frequent value appears {counts.iloc[0]} times in "
+                "the training split), so every row would be out of vocabulary; lower "
+                "min_count"
+            )
+        return vocabulary
+
+    def _check_kinds(self, name: str, values: pd.Series, what: str, row_of) -> None:
+        """Refuse values of a kind the column was not fitted on (text where numbers
+        were): each would be out of vocabulary. `row_of` maps a value's position to
+        its row."""
+        fitted = self.kinds[name]
+        new = _kinds(values) - fitted
+        if not (fitted and new):
+            return
+        first = next(i for i, v in enumerate(values) if _kind(v) in new)
+        value = values.iloc[first]
+        raise ValueError(
+            f"{what} {name!r} was fitted on {' and '.join(sorted(fitted))} values but "
+            f"holds {' and '.join(sorted(new))} values (the first {value!r} in row "
+            f"{row_of(first)}), each of which would be out of vocabulary; read "
+            "every split with the same types (a CSV reader makes a whole column text "
+            "when one value is not a number)"
+        )
+
+    def _scaled(self, name: str, x: np.ndarray) -> np.ndarray:
+        """The dense column `name`'s values `x` scaled and as float32; a ValueError
+        naming the column and row for a value that becomes inf or 0 there."""
+        shift, scale = self.statistics[name]
+        scaled = (x - shift) / scale
+        with np.errstate(over="ignore"):
+            single = scaled.astype(np.float32)
+        lost = (np.isinf(single) & np.isfinite(scaled)) | (
+            (single == 0) & (scaled != 0)
+        )
+        if lost.any():
+            row = int(np.argmax(lost))
+            raise ValueError(
+                f"dense column {name!r}: {float(x[row])!r} in row {row} becomes "
+                f"{single[row]} in float32 after {self.scaling} scaling (shift "
+                f"{shift:g}, scale {scale:g}); clip it, take its logarithm or scale "
+                "the column first"
+            )
+        return single
 
     def _ids(self, name: str, values: pd.Series) -> np.ndarray:
+        """Each value's id: its place in the vocabulary + 1, or `OOV`."""
         return (
             self.vocabularies[name].get_indexer(values).astype(np.int64) + 1
         )  # -1 → 0
@@ -239,6 +325,10 @@ def split_frame(
     """Shuffle the rows with `seed` and cut them into consecutive parts of the given
     fractions (positive, summing to 1; the last part takes the rounding remainder), so
     that encoders can be fitted on the first part alone."""
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"split_frame takes a DataFrame, got {type(frame).__name__}")
+    if not is_count(seed, 0):
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     bounds = split_bounds(len(frame), fractions)
     order = np.random.default_rng(seed).permutation(len(frame))
     return tuple(
@@ -247,10 +337,57 @@ def split_frame(
     )
 
 
+def _kind(value: object) -> str:
+    """What a raw value is: "bool", "number", "text", or its type's name."""
+    if isinstance(value, (bool, np.bool_)):
+        return "bool"
+    if isinstance(value, numbers.Number):
+        return "number"
+    return "text" if isinstance(value, str) else type(value).__name__
+
+
+def _kinds(values: pd.Series) -> set[str]:
+    """The kinds of raw values in `values` (see `_kind`)."""
+    inferred = pd.api.types.infer_dtype(values, skipna=False)
+    if inferred in KINDS:
+        return set(KINDS[inferred])
+    return {_kind(v) for v in values.unique()}
+
+
+def _row_of(lengths: np.ndarray):
+    """For a multi-valued column of rows of `lengths` values: a value's position, all
+    rows' values in a row → its row."""
+    ends = np.cumsum(lengths)
+    return lambda position: int(np.searchsorted(ends, position, "right"))
+
+
+def _check_collapse(name: str, x: np.ndarray, single: np.ndarray, scaling: str):
+    """Refuse a dense column whose distinct training values `x` mostly merge once
+    scaled to float32 (`single`): an outlier that squeezes the others together, or
+    large values left unscaled. Judged on a sample of rows."""
+    if len(x) > SAMPLE:
+        rows = np.random.default_rng(0).integers(0, len(x), SAMPLE)
+        x, single = x[rows], single[rows]
+    distinct, kept = len(np.unique(x)), len(np.unique(single))
+    if kept <= min(distinct, 2**16) / 2:
+        raise ValueError(
+            f"dense column {name!r}: its {distinct} distinct values (from {x.min():g} "
+            f"to {x.max():g}) become {kept} in float32 after {scaling} scaling; an "
+            "outlier, or large values unscaled? Clip it, take its logarithm or scale "
+            "the column first"
+        )
+
+
 def _as_frame(frame: pd.DataFrame | Mapping[str, object]) -> pd.DataFrame:
     if isinstance(frame, pd.DataFrame):
         return frame
     if isinstance(frame, Mapping):
+        for name, column in frame.items():
+            if np.ndim(column) > 1 and not _is_ragged(column):
+                raise ValueError(
+                    f"column {name!r} has shape {np.shape(column)}; a table's columns "
+                    "hold one value (or, multi-valued, one list) per row"
+                )
         return pd.DataFrame(
             {k: list(v) if _is_ragged(v) else v for k, v in frame.items()}
         )
@@ -324,7 +461,7 @@ def _lists(frame: pd.DataFrame, name: str) -> tuple[np.ndarray, pd.Series]:
         values = pd.Series(list(itertools.chain.from_iterable(cells)), dtype=object)
     missing = values.isna().to_numpy()
     if missing.any():
-        row = int(np.searchsorted(np.cumsum(lengths), np.argmax(missing), "right"))
+        row = _row_of(lengths)(int(np.argmax(missing)))
         raise ValueError(
             f"multi-valued column {name!r} holds a missing value (NaN or None) in "
             f"row {row}"

@@ -10,6 +10,11 @@ being non-negative, and "" in a text column: a value of its own, as the encoder 
 The tables keep columns the schemas leave out (timestamps, session ids, other
 feedback), for splits, grouped metrics or a schema of one's own.
 
+Nothing damaged is loaded quietly: a file whose last line is cut (an interrupted
+download), an id or label that is empty or not a number, or a join key listed twice
+with different values raises a ValueError naming the file, the line and the column or
+key. A key listed twice with the same values is read once.
+
 Ali-CCP (Alibaba Click and Conversion Prediction; `load_aliccp`)
     Impressions of the Taobao recommender, about 42 M in the training split and 43 M in
     the test split, with click and purchase labels and 23 categorical fields of user,
@@ -52,6 +57,7 @@ AliExpress (`load_aliexpress`)
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -152,21 +158,38 @@ def load_aliccp(
         [f"sample_skeleton_{split}.csv", f"common_features_{split}.csv"],
         f"Ali-CCP ({ALICCP_PAGE})",
     )
-    _check_aliccp_line(skeleton_path, SKELETON_COLUMNS)
-    _check_aliccp_line(common_path, COMMON_COLUMNS)
+    for path, columns in (
+        (skeleton_path, SKELETON_COLUMNS),
+        (common_path, COMMON_COLUMNS),
+    ):
+        _check_aliccp_line(path, columns)
+        _check_last_line(path, len(columns))
 
     as_text = {"common_feature_index": "str", "feature_list": "str"}
     skeleton = _read_csv(
         skeleton_path, header=None, names=SKELETON_COLUMNS, dtype=as_text, nrows=rows
     )
+    _check_values(skeleton, SKELETON_COLUMNS, skeleton_path, 1, text=as_text)
     skeleton = skeleton[~((skeleton["click"] == 0) & (skeleton["conversion"] == 1))]
     needed = set(skeleton["common_feature_index"])
     common: dict[str, dict[str, np.ndarray]] = {}  # md5 → {field: ids}
+    lines: dict[str, int] = {}  # md5 → the line of the common features that gave them
     for chunk in _chunks(common_path, header=None, names=COMMON_COLUMNS, dtype=as_text):
+        _check_values(chunk, COMMON_COLUMNS, common_path, 1, text=as_text)
         chunk = chunk[chunk["common_feature_index"].isin(needed)]
-        for key, count, features in chunk.itertuples(index=False):
+        for line, key, count, features in zip(
+            chunk.index + 1, *(chunk[c] for c in COMMON_COLUMNS)
+        ):
             fields = _aliccp_features(features, count, common_path, key)
-            common[key] = {f: np.array(ids, np.int64) for f, ids in fields.items()}
+            ids = {f: np.array(v, np.int64) for f, v in fields.items()}
+            if key in common and not _same_ids(common[key], ids):
+                raise ValueError(
+                    f"{common_path}: common_feature_index {key!r} is listed on lines "
+                    f"{lines[key]} and {line} with different features; which one an "
+                    "impression has is unknown"
+                )
+            common.setdefault(key, ids)
+            lines.setdefault(key, line)
     absent = needed - common.keys()
     if absent:
         raise ValueError(
@@ -373,10 +396,13 @@ def load_kuairand(
         _check_header(path, KUAIRAND_LOG_COLUMNS)
     _check_header(users_path, KUAIRAND_USER_COLUMNS)
     _check_header(videos_path, KUAIRAND_VIDEO_COLUMNS)
+    for path in (*logs, users_path, videos_path):
+        _check_last_line(path)
 
     parts = []
     for path in logs:
         part = _read_csv(path, usecols=list(KUAIRAND_LOG_COLUMNS), nrows=rows)
+        _check_values(part, KUAIRAND_LOG_COLUMNS, path, first_line=2)
         parts.append(part)
         if rows is not None:
             rows -= len(part)
@@ -390,15 +416,18 @@ def load_kuairand(
         usecols=list(KUAIRAND_USER_COLUMNS),
         dtype=dict.fromkeys(KUAIRAND_USER_TEXT, "str"),
     )
+    _check_values(users, ("user_id",), users_path, first_line=2)
+    users = _unique_rows(users, "user_id", users_path)
     seen = frame["video_id"].unique()
-    videos = pd.concat(
-        chunk[chunk["video_id"].isin(seen)]
-        for chunk in _chunks(
-            videos_path,
-            usecols=list(KUAIRAND_VIDEO_COLUMNS),
-            dtype=dict.fromkeys(KUAIRAND_VIDEO_TEXT, "str"),
-        )
-    )
+    videos = []
+    for chunk in _chunks(
+        videos_path,
+        usecols=list(KUAIRAND_VIDEO_COLUMNS),
+        dtype=dict.fromkeys(KUAIRAND_VIDEO_TEXT, "str"),
+    ):
+        _check_values(chunk, ("video_id",), videos_path, first_line=2)
+        videos.append(chunk[chunk["video_id"].isin(seen)])
+    videos = _unique_rows(pd.concat(videos), "video_id", videos_path)
     frame = frame.merge(users, on="user_id", how="left", validate="many_to_one")
     frame = frame.merge(videos, on="video_id", how="left", validate="many_to_one")
 
@@ -495,6 +524,7 @@ def load_aliexpress(
     )
     for path in paths:
         _check_header(path, ALIEXPRESS_COLUMNS)
+        _check_last_line(path)
 
     dtypes = {
         **dict.fromkeys(("search_id", *ALIEXPRESS_CATEGORICAL), "int64"),
@@ -502,9 +532,9 @@ def load_aliexpress(
     }
     parts = []
     for country, path in zip(chosen, paths):
-        part = _read_csv(
-            path, usecols=list(ALIEXPRESS_COLUMNS), dtype=dtypes, nrows=rows
-        )
+        part = _read_csv(path, usecols=list(ALIEXPRESS_COLUMNS), nrows=rows)
+        _check_values(part, ALIEXPRESS_COLUMNS, path, first_line=2)
+        part = part.astype(dtypes)
         part.insert(0, "scenario", country)
         parts.append(part[["scenario", *ALIEXPRESS_COLUMNS]])
     frame = pd.concat(parts, ignore_index=True)
@@ -564,19 +594,91 @@ def _check_header(path: Path, columns: Sequence[str]) -> None:
 
 
 def _read_csv(path: Path, **options):
-    """pandas.read_csv, its parsing errors naming the file."""
+    """pandas.read_csv, its parsing and reading errors naming the file."""
     try:
         return pd.read_csv(path, **options)
-    except ValueError as error:  # pandas' ParserError is one
+    except (OSError, EOFError, ValueError) as error:  # ParserError is a ValueError
         raise ValueError(f"{path}: {error}") from error
 
 
 def _chunks(path: Path, size: int = 1_000_000, **options):
-    """pandas.read_csv in chunks of `size` rows, its parsing errors naming the file."""
+    """pandas.read_csv in chunks of `size` rows, its parsing and reading errors
+    naming the file."""
     try:
         yield from pd.read_csv(path, chunksize=size, **options)
-    except ValueError as error:
+    except (OSError, EOFError, ValueError) as error:
         raise ValueError(f"{path}: {error}") from error
+
+
+def _check_last_line(path: Path, fields: int | None = None, block: int = 1 << 20):
+    """Refuse a CSV file whose last line has another number of fields than `fields`
+    (by default, its header's): a line cut by an interrupted download or copy. A last
+    line longer than `block` bytes is not judged."""
+    with open(path, "rb") as f:
+        if fields is None:
+            fields = len(next(csv.reader([f.readline().decode("utf-8", "replace")])))
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(0, size - block))
+        lines = f.read().rstrip(b"\r\n").split(b"\n")
+    if len(lines) < 2 and size > block:
+        return
+    last = lines[-1].decode("utf-8", "replace")
+    found = len(next(csv.reader([last]), []))
+    if found != fields:
+        raise ValueError(
+            f"{path}: its last line has {found} comma-separated fields where the file "
+            f"has {fields} ({last[:80]!r}): a line cut short (an interrupted download "
+            "or copy?); download the file again"
+        )
+
+
+def _check_values(
+    table: pd.DataFrame,
+    columns: Iterable[str],
+    path: Path,
+    first_line: int,
+    text: Sequence[str] = (),
+) -> None:
+    """Refuse an empty value, or text, in `columns` of `table` (numbers, ids and
+    labels that every row of the published files has), naming `path`, the line (row
+    label + `first_line`) and the column; the columns of `text` hold text, and are only
+    checked for empty values."""
+    for name in columns:
+        column = table[name]
+        empty = column.isna().to_numpy()
+        if empty.any():
+            line = table.index[int(np.argmax(empty))] + first_line
+            raise ValueError(
+                f"{path}: line {line}: the {name!r} column is empty (a line cut short "
+                "or damaged?)"
+            )
+        if name not in text and not pd.api.types.is_numeric_dtype(column):
+            text = pd.to_numeric(column, errors="coerce").isna().to_numpy()
+            row = int(np.argmax(text))
+            raise ValueError(
+                f"{path}: line {table.index[row] + first_line}: the {name!r} column "
+                f"holds {column.iloc[row]!r}, not a number"
+            )
+
+
+def _unique_rows(table: pd.DataFrame, key: str, path: Path) -> pd.DataFrame:
+    """`table` with rows listed twice read once; a ValueError naming `path`, the key
+    and its lines (header: line 1) when a key is listed twice with different values."""
+    table = table.drop_duplicates()
+    twice = table[key].duplicated(keep=False).to_numpy()
+    if twice.any():
+        value = table[key][twice].tolist()[0]  # a Python int or str, to name
+        lines = (table.index[(table[key] == value).to_numpy()] + 2).tolist()
+        raise ValueError(
+            f"{path}: {key} {value!r} is listed on lines {lines} with different "
+            "values; which one its rows join is unknown"
+        )
+    return table
+
+
+def _same_ids(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
+    """Whether two {field: ids} of Ali-CCP hold the same ids."""
+    return a.keys() == b.keys() and all(np.array_equal(a[f], b[f]) for f in a)
 
 
 def _filled(column: pd.Series) -> pd.Series:

@@ -8,8 +8,10 @@
                   dense, multi_valued (lists, or strings split on separator = "|"),
                   labels; encoder = { dim, min_count, scaling } (`TableEncoder`,
                   fitted on the training split)
-                - dataset = "census" (UCI Census-Income, `load_census`); directory;
-                  fractions; encoder
+                - dataset = a name of `sbmm.data.registry` (census, aliccp,
+                  kuairand, aliexpress, ...); path = the folder it was downloaded
+                  to (census: the repository's copy by default); fractions; seed;
+                  encoder; and the data set's own options (e.g. variant, nrows)
     [model]     architecture = a class of `sbmm.models` (SharedBottom, SingleTask, MMoE,
                 PLE, ...); options = {...} (its keyword arguments, e.g.
                 bottom = [64, 32, 16] or n_experts = 4)
@@ -20,13 +22,15 @@
                 checkpoint; resume; keep_best; weight_decay;
                 early_stopping = { patience, objective, metric, min_delta }
 
-A relative checkpoint path is taken from the config file's folder, so a run writes
-the same file whichever directory it starts in. Architectures and strategies are
-looked up in `sbmm.models` and `sbmm.weighting`: a `MultiTaskModel` or `Weighting`
-subclass exported there can be named here with no change to this file. Every section,
-key, name and option is checked before any data is drawn; an error names the config
-file, the section and the key, and lists the known ones. `configs/feed.toml` is a
-complete example.
+A relative checkpoint, file or data set path is taken from the config file's folder,
+so a run reads and writes the same files whichever directory it starts in; the
+checkpoint's folder must be writable. Architectures, strategies and data sets are
+looked up in `sbmm.models`, `sbmm.weighting` and `sbmm.data.registry`: a
+`MultiTaskModel` or `Weighting` subclass exported there, or a data set registered
+there, can be named here with no change to this file. Every section, key, name,
+option and value type is checked before any data is drawn; an error names the config
+file, the section and the key, and lists the known ones (a TypeError for a value of
+the wrong type). `configs/feed.toml` is a complete example.
 """
 
 from __future__ import annotations
@@ -42,11 +46,13 @@ import pandas as pd
 
 from .. import models, weighting
 from ..data import Batch, FeedConfig, FeedSimulator, correlated_tasks
-from ..data.census import DATA, load_census
 from ..data.encoding import Schema, TableEncoder, split_frame
+from ..data.registry import dataset
 from ..inputs import Dense
 from ..objectives import Objective, Tower
 from ..runtime import seed_everything
+from ..validation import is_count, is_number
+from .checkpoint import check_checkpoint_path
 from .stopping import EarlyStopping
 
 __all__ = ["Run", "architectures", "load_run", "strategies"]
@@ -54,12 +60,12 @@ __all__ = ["Run", "architectures", "load_run", "strategies"]
 SECTIONS = ("data", "model", "towers", "train")
 SIMULATORS = ("feed", "correlated_tasks")
 SIMULATOR_KEYS = ("simulator", "n", "seed", "knobs")
+ENCODER_KEYS = ("dim", "min_count", "scaling", "pooling")
 TABLE_KEYS = (
     "file", "train", "valid", "test", "fractions", "seed", "categorical", "dense",
     "multi_valued", "separator", "labels", "encoder",
 )  # fmt: skip
-CENSUS_KEYS = ("dataset", "directory", "fractions", "seed", "encoder")
-DATASETS = ("census",)
+DATASET_KEYS = ("dataset", "path", "fractions", "seed", "encoder")
 MODEL_KEYS = ("architecture", "options")
 TRAIN_KEYS = (
     "epochs",
@@ -75,6 +81,50 @@ TRAIN_KEYS = (
     "weight_decay",
     "early_stopping",
 )
+# What each key's value must be, by section: a description of `VALUES`.
+TYPES = {
+    "data": {
+        "simulator": "a string", "n": "an integer", "seed": "an integer",
+        "knobs": "a table", "file": "a string", "train": "a string",
+        "valid": "a string", "test": "a string", "fractions": "three numbers",
+        "categorical": "a list of strings", "dense": "a list of strings",
+        "multi_valued": "a list of strings", "labels": "a list of strings",
+        "separator": "a string", "encoder": "a table", "dataset": "a string",
+        "path": "a string",
+    },
+    "model": {"architecture": "a string", "options": "a table"},
+    "towers": {
+        "name": "a string", "hidden": "a list of integers", "weight": "a number",
+        "objectives": "a list of tables",
+    },
+    "train": {
+        "epochs": "an integer", "batch_size": "an integer", "lr": "a number",
+        "seed": "an integer", "weighting": "a string", "precision": "a string",
+        "compile": "true, false or a backend name", "checkpoint": "a string",
+        "resume": "true or false", "keep_best": "true or false",
+        "weight_decay": "a number", "early_stopping": "a table",
+    },
+}  # fmt: skip
+VALUES = {  # a TOML value's type, by its description
+    "a string": lambda v: isinstance(v, str),
+    "an integer": lambda v: is_count(v, minimum=-(2**63)),
+    "a number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "true or false": lambda v: isinstance(v, bool),
+    "true, false or a backend name": lambda v: isinstance(v, (bool, str)),
+    "a table": lambda v: isinstance(v, dict),
+    "a list of strings": lambda v: (
+        isinstance(v, list) and all(isinstance(x, str) for x in v)
+    ),
+    "a list of integers": lambda v: (
+        isinstance(v, list) and all(is_count(x, minimum=-(2**63)) for x in v)
+    ),
+    "a list of tables": lambda v: (
+        isinstance(v, list) and all(isinstance(x, dict) for x in v)
+    ),
+    "three numbers": lambda v: (
+        isinstance(v, list) and len(v) == 3 and all(is_number(x) for x in v)
+    ),
+}
 
 
 @dataclass
@@ -121,6 +171,15 @@ def _check_keys(where: str, table: dict, known) -> None:
         )
 
 
+def _check_types(where: str, table: dict, section: str) -> None:
+    """A TypeError naming the first key of `table` whose value is not of the type
+    `TYPES[section]` gives it (keys it does not list are left to their owner)."""
+    for key, value in table.items():
+        expected = TYPES[section].get(key)
+        if expected is not None and not VALUES[expected](value):
+            raise TypeError(f"{where} {key} must be {expected}, got {value!r}")
+
+
 def _table(config: dict, name: str) -> dict:
     if not isinstance(config.get(name), dict):
         raise ValueError(f"the config needs a [{name}] table")
@@ -152,17 +211,27 @@ def _check_data(spec: dict) -> None:
             "[data] needs exactly one source: simulator, file (or train, valid, test "
             f"files) or dataset; got {sources or 'none'}"
         )
+    _check_types("[data]", spec, "data")
     if sources[0] in ("file", "train"):
         _check_keys("[data]", spec, TABLE_KEYS)
-        return
-    if sources[0] == "dataset":
-        if spec["dataset"] not in DATASETS:
+    elif sources[0] == "dataset":
+        try:
+            entry = dataset(spec["dataset"])
+        except ValueError as error:
+            raise ValueError(f"[data] dataset: {error}") from None
+        _check_keys("[data]", spec, (*DATASET_KEYS, *entry.options))
+        if "path" not in spec and entry.path is None:
             raise ValueError(
-                f"[data] dataset must be one of {', '.join(DATASETS)}; got "
-                f"{spec['dataset']!r}"
+                f"[data] dataset {entry.name!r} needs path, the folder it was "
+                "downloaded to"
             )
-        _check_keys("[data]", spec, CENSUS_KEYS)
-        return
+    else:
+        _check_simulator(spec)
+    if "encoder" in spec:
+        _check_keys("[data] encoder", spec["encoder"], ENCODER_KEYS)
+
+
+def _check_simulator(spec: dict) -> None:
     _check_keys("[data]", spec, SIMULATOR_KEYS)
     simulator = spec.get("simulator")
     if simulator not in SIMULATORS:
@@ -173,8 +242,6 @@ def _check_data(spec: dict) -> None:
     if "n" not in spec:
         raise ValueError("[data] needs n, the number of samples to draw")
     knobs = spec.get("knobs", {})
-    if not isinstance(knobs, dict):
-        raise ValueError("[data] knobs must be a table, e.g. knobs = { noise = 0.1 }")
     _check_keys(f"[data] knobs of the {simulator} simulator", knobs, _knobs(simulator))
 
 
@@ -196,8 +263,10 @@ def _tables(spec: dict, folder: Path) -> tuple[Batch, Batch, Batch, list]:
     training split, and that encoder's feature declarations."""
     fractions, seed = tuple(spec.get("fractions", (0.8, 0.1, 0.1))), spec.get("seed", 0)
     if "dataset" in spec:
-        census = load_census(folder / spec.get("directory", DATA), fractions, seed)
-        schema, splits = census.schema, (census.train, census.valid, census.test)
+        entry = dataset(spec["dataset"])
+        path = folder / spec["path"] if "path" in spec else entry.path
+        options = {k: spec[k] for k in entry.options if k in spec}
+        *splits, schema = entry.load(path, fractions, seed, **options)
     else:
         schema = Schema(
             **{k: spec.get(k, ()) for k in ("categorical", "dense", "multi_valued")},
@@ -214,11 +283,7 @@ def _tables(spec: dict, folder: Path) -> tuple[Batch, Batch, Batch, list]:
             )
         separator = spec.get("separator", "|")
         splits = tuple(_split_lists(t, schema.multi_valued, separator) for t in splits)
-    options = spec.get("encoder", {})
-    if not isinstance(options, dict):
-        raise ValueError("[data] encoder must be a table, e.g. { dim = 8 }")
-    _check_keys("[data] encoder", options, ("dim", "min_count", "scaling", "pooling"))
-    encoder = TableEncoder(schema, **options).fit(splits[0])
+    encoder = TableEncoder(schema, **spec.get("encoder", {})).fit(splits[0])
     train, valid, test = (encoder.transform(t) for t in splits)
     return train, valid, test, encoder.features
 
@@ -255,11 +320,10 @@ def _model(spec: dict) -> tuple[type[models.MultiTaskModel], dict]:
     """The architecture a [model] table names and its options, each option checked
     against the architecture's constructor."""
     _check_keys("[model]", spec, MODEL_KEYS)
+    _check_types("[model]", spec, "model")
     name = spec.get("architecture", "SharedBottom")
     architecture = _choice("[model] architecture", name, architectures())
     options = spec.get("options", {})
-    if not isinstance(options, dict):
-        raise ValueError("[model] options must be a table, e.g. { bottom = [64] }")
     takes = _options(architecture)
     for option in options:
         if option not in takes:
@@ -296,15 +360,11 @@ def _tower(number: int, spec: object) -> Tower:
         raise ValueError(f"[[towers]] #{number} must be a table, got {spec!r}")
     where = "[[towers]] " + (repr(spec["name"]) if "name" in spec else f"#{number}")
     _check_keys(where, spec, [f.name for f in fields(Tower)])
+    _check_types(where, spec, "towers")
     if "name" not in spec:
         raise ValueError(f"{where} needs a name")
     objectives = []
     for entry in spec.get("objectives", []):
-        if not isinstance(entry, dict):
-            raise ValueError(
-                f'{where}: each objective must be a table like {{ name = "click" }}, '
-                f"got {entry!r}"
-            )
         if "name" not in entry:
             raise ValueError(f"{where}: each objective needs a name, got {entry!r}")
         label = f"{where} objective {entry['name']!r}"
@@ -333,19 +393,15 @@ def _build(config: dict, folder: Path) -> Run:
     towers = [_tower(number, spec) for number, spec in enumerate(config["towers"], 1)]
     train_spec = dict(_table(config, "train")) if "train" in config else {}
     _check_keys("[train]", train_spec, TRAIN_KEYS)
+    _check_types("[train]", train_spec, "train")
     strategy_name = train_spec.pop("weighting", "Static")
     strategy = _choice("[train] weighting", strategy_name, strategies())
     if "checkpoint" in train_spec:
-        if not isinstance(train_spec["checkpoint"], str):
-            raise ValueError("[train] checkpoint must be a file path (a string)")
-        train_spec["checkpoint"] = folder / train_spec["checkpoint"]
+        path = folder / train_spec["checkpoint"]
+        train_spec["checkpoint"] = check_checkpoint_path(path)
 
     if "early_stopping" in train_spec:
         rule = train_spec["early_stopping"]
-        if not isinstance(rule, dict):
-            raise ValueError(
-                "[train] early_stopping must be a table, e.g. { patience = 3 }"
-            )
         _check_keys(
             "[train] early_stopping", rule, [f.name for f in fields(EarlyStopping)]
         )
