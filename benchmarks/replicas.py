@@ -28,6 +28,7 @@ from collections.abc import Callable
 import torch
 
 import sbmm
+from sbmm.book import PROFILES
 from sbmm.data import FeedSimulator
 from sbmm.train.replicas import fit_replicas
 
@@ -123,7 +124,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    profile = sbmm.PROFILES["default"]
+    profile = PROFILES["default"]
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument(
         "--batch-sizes", type=int, nargs="+", default=[profile.batch_size]

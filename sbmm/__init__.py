@@ -3,39 +3,36 @@ shared-bottom model.
 
 Data flows as: Batch (features, labels, truth) → inputs (embeddings + pooling, dense) →
 bottom → towers → {objective: prediction} → per-objective losses
-(masks, sample weights) → weighted total → optimiser.
+(masks, sample weights) → weighting strategy → optimiser.
+
+`import sbmm` loads the library alone. What needs more is imported on first use: the
+way in from tables (`Schema`, `TableEncoder`, `load_census`: pandas), `sbmm.fusion`
+(SciPy, scikit-learn) and `sbmm.plot` (matplotlib). The book's own helpers (profiles,
+claims, its figure style, the seed article's model) are `sbmm.book`, which a chapter
+imports itself: `from sbmm import book`.
 """
 
-from . import anchors, book, data, debias, diagnostics, fusion, plot, weighting
+import importlib
+
+from . import data, debias, diagnostics, weighting
 from .anchors import AnchorTable, anchor_table, gap_closed, gap_closed_by_run
-from .book import (
-    PROFILES,
-    Profile,
-    SharedBottomMultiTaskModel,
-    check,
-    profile,
-    use_profile,
-)
 from .compare import Comparison, compare, mean_interval
-from .data import Batch, CensusIncome, Schema, TableEncoder, TruthSpec, load_census
+from .data import Batch, TruthSpec
 from .inputs import Categorical, Dense, InputLayer, MultiCategorical
+from .losses import multitask_loss, objective_loss, objective_losses, sample_weights
 from .metrics import objective_metrics
 from .models import MMoE, OMoE, PLE, MultiTaskModel, SharedBottom, SingleTask
-from .losses import (
-    check_labels,
-    multitask_loss,
-    objective_loss,
-    objective_losses,
-    sample_weights,
-)
-from .objectives import Objective, Tower, admitted
-from .sample_weights import SampleWeight
+from .objectives import Objective, Tower
 from .runtime import default_device, seed_everything
+from .sample_weights import SampleWeight
 from .tables import Table, table
 from .train import (
     EarlyStopping,
     History,
+    LrSweep,
+    NotConverged,
     Replicas,
+    TrainSpec,
     evaluate,
     fit,
     fit_replicas,
@@ -43,60 +40,83 @@ from .train import (
     predict,
     predict_joint,
     save_checkpoint,
+    sweep_lr,
 )
+from .weighting import DWA, GradNorm, PCGrad, Static, Uncertainty, Weighting
+
+_FROM_DATA = ("CensusIncome", "Schema", "TableEncoder", "load_census")  # pandas
+_SUBMODULES = ("fusion", "plot")
+
+
+def __getattr__(name: str):
+    """A name imported on first use (PEP 562): the submodules `fusion` and `plot`, and
+    `sbmm.data`'s pandas-backed names; an AttributeError for any other name."""
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    if name in _FROM_DATA:
+        value = globals()[name] = getattr(data, name)
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_FROM_DATA, *_SUBMODULES})
+
 
 __all__ = [
     "AnchorTable",
-    "TruthSpec",
-    "anchor_table",
-    "gap_closed",
-    "gap_closed_by_run",
     "Batch",
-    "CensusIncome",
     "Categorical",
+    "CensusIncome",
     "Comparison",
+    "DWA",
     "Dense",
     "EarlyStopping",
+    "GradNorm",
     "History",
     "InputLayer",
-    "MultiCategorical",
+    "LrSweep",
     "MMoE",
+    "MultiCategorical",
     "MultiTaskModel",
+    "NotConverged",
     "OMoE",
     "Objective",
+    "PCGrad",
     "PLE",
-    "PROFILES",
     "Replicas",
-    "admitted",
-    "Profile",
     "SampleWeight",
     "Schema",
     "SharedBottom",
-    "SharedBottomMultiTaskModel",
     "SingleTask",
+    "Static",
     "Table",
     "TableEncoder",
     "Tower",
-    "check",
-    "check_labels",
+    "TrainSpec",
+    "TruthSpec",
+    "Uncertainty",
+    "Weighting",
+    "anchor_table",
     "compare",
-    "mean_interval",
     "default_device",
     "evaluate",
     "fit",
     "fit_replicas",
+    "gap_closed",
+    "gap_closed_by_run",
     "load_census",
     "load_checkpoint",
+    "mean_interval",
     "multitask_loss",
     "objective_loss",
     "objective_losses",
     "objective_metrics",
     "predict",
     "predict_joint",
-    "profile",
     "sample_weights",
     "save_checkpoint",
     "seed_everything",
+    "sweep_lr",
     "table",
-    "use_profile",
 ]

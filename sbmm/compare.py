@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import stats
 
 __all__ = ["Comparison", "compare", "mean_interval"]
 
@@ -200,6 +199,8 @@ def _t_interval(x: np.ndarray, level: float) -> tuple[float, float, float]:
     if np.all(x == x[0]):
         return float(x[0]), float(x[0]), float(x[0])
     mean = float(x.mean())
+    from scipy import stats  # SciPy loads when an interval is first computed
+
     t = float(stats.t.ppf((1 + level) / 2, len(x) - 1))
     half = t * float(x.std(ddof=1)) / math.sqrt(len(x))
     return mean, mean - half, mean + half

@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any
 
-from tabulate import tabulate
-
 __all__ = ["Table", "table"]
 
 
@@ -48,7 +46,10 @@ class Table:
         return table.replace("<table>", f"<table>\n{caption}", 1)
 
     def _tabulate(self, style: str) -> str:
-        """The rows under the header in tabulate's `style`: labels left, cells right."""
+        """The rows under the header in tabulate's `style`: labels left, cells right.
+        tabulate is imported here, when a table is first shown, not with `sbmm`."""
+        from tabulate import tabulate
+
         align = ("left",) * self.left + ("right",) * (len(self.header) - self.left)
         return tabulate(
             self.rows,

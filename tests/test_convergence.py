@@ -75,3 +75,14 @@ def test_a_run_without_validation_reports_nothing():
         warnings.simplefilter("error", NotConverged)
         h = sbmm.fit(model(), train, epochs=2, progress=False)
     assert h.best_epochs == {}
+
+
+def test_replicas_still_improving_warn_once_naming_objectives_and_seeds():
+    train, valid = data()
+    with pytest.warns(NotConverged) as caught:
+        r = sbmm.fit_replicas(
+            model, train, valid, seeds=(4, 5, 6), epochs=3, lr=1e-3, progress=False
+        )
+    assert len(caught) == 1
+    assert "'click' at all 3 seeds" in str(caught[0].message)
+    assert all(not any(c.values()) for c in r.converged().values())

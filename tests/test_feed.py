@@ -12,6 +12,7 @@ from scipy.special import expit
 import sbmm
 from sbmm.anchors import anchor_table
 from sbmm.data import FeedConfig, FeedSimulator, Latent, TruthSpec
+from sbmm.losses import check_labels
 
 N = 200_000
 TRUTH = [  # the noisy truth's columns
@@ -158,7 +159,7 @@ def test_feature_specs_build_a_model_that_runs_on_the_data(data):
         ),
     ]
     model = sbmm.SharedBottom(data.feature_specs, towers)
-    sbmm.check_labels(towers, data.train)
+    check_labels(towers, data.train)
     with torch.no_grad():
         out = model(data.train.features)
     assert set(out) == {"stay", "stay_time", "click", "play_time", "like"}

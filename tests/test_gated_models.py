@@ -2,6 +2,7 @@ import pytest
 import torch
 
 import sbmm
+from sbmm.train.config import architectures
 
 
 def towers():
@@ -26,24 +27,28 @@ def batch(n=6):
     }
 
 
-@pytest.mark.parametrize(
-    "build",
-    [
-        lambda: sbmm.MMoE(FEATURES, towers(), n_experts=3, expert=(16, 8)),
-        lambda: sbmm.PLE(FEATURES, towers(), n_specific=2, n_shared=1, expert=(16, 8)),
-        lambda: sbmm.PLE(FEATURES, towers(), expert=(16, 8), levels=3),
-    ],
-    ids=["MMoE", "CGC", "PLE-3"],
-)
-def test_gated_models_return_the_same_dict_as_a_shared_bottom(build):
-    model = build()
-    out = model(batch())
-    reference = sbmm.SharedBottom(FEATURES, towers())(batch())
-    assert list(out) == list(reference) and all(
-        out[k].shape == reference[k].shape for k in out
-    )
-    for weights in model.gate_weights(batch()).values():
-        assert torch.allclose(weights.sum(1), torch.ones(6)) and (weights >= 0).all()
+# every exported architecture that mixes experts through gates
+GATED = {n: c for n, c in architectures().items() if hasattr(c, "gate_weights")}
+
+
+def test_the_gated_architectures_are_found():
+    assert {"MMoE", "OMoE", "PLE"} <= set(GATED)
+
+
+# {case: (class, options)}: each with its defaults (PLE's: one level, CGC), and a
+# deeper PLE
+CASES = {n: (c, {}) for n, c in GATED.items()} | {
+    "PLE-3": (sbmm.PLE, {"n_specific": 2, "levels": 3})
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_each_tower_s_gate_weights_are_a_mix_of_experts(case):
+    architecture, options = CASES[case]
+    weights = architecture(FEATURES, towers(), **options).gate_weights(batch())
+    assert list(weights) == ["scene1", "scene2"]
+    for mix in weights.values():
+        assert torch.allclose(mix.sum(1), torch.ones(6)) and (mix >= 0).all()
 
 
 def test_mmoe_parameter_count_and_shared_parameters():

@@ -97,7 +97,7 @@ def test_multi_valued_regression_matches_mse_over_all_values():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(name="x", kind="ranking"), "'x'.*kind"),
+        (dict(name="x", kind="ranking"), "'x'.*kind.*'ranking'"),
         (dict(name="x", weight=-1.0), "'x'.*weight"),
         (dict(name="x", weight=math.inf), "'x'.*weight"),
         (dict(name="x", kind="binary", dim=2), "'x'.*dim"),

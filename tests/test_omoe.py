@@ -24,13 +24,6 @@ def batch(n=6):
     }
 
 
-def test_omoe_returns_what_mmoe_returns():
-    out = sbmm.OMoE(FEATURES, towers(), n_experts=3, expert=(16, 8))(batch())
-    reference = sbmm.MMoE(FEATURES, towers(), n_experts=3, expert=(16, 8))(batch())
-    assert list(out) == list(reference) == ["click", "like"]
-    assert all(out[k].shape == reference[k].shape == (6,) for k in out)
-
-
 def test_one_gate_is_shared_by_every_tower():
     model = sbmm.OMoE(FEATURES, towers(), n_experts=3, expert=(16, 8))
     assert list(model.gates) == ["shared"]
@@ -67,19 +60,6 @@ def test_every_objective_reaches_the_shared_gate_and_experts():
     model.zero_grad()
     model(batch())["click"].sum().backward()
     assert all(p.grad is None for p in model.towers["scene2"].parameters())
-
-
-def test_omoe_trains_with_fit():
-    g = torch.Generator().manual_seed(1)
-    n = 64
-    features = batch(n)
-    click = (features["x"][:, 0] > 0).float()
-    like = click * (torch.rand(n, generator=g) < 0.5).float()
-    data = sbmm.Batch(features, {"click": click, "like": like})
-    sbmm.seed_everything(0)
-    model = sbmm.OMoE(FEATURES, towers(), n_experts=2, expert=(8,))
-    history = sbmm.fit(model, data, epochs=5, batch_size=16, lr=1e-2, progress=False)
-    assert history.train_loss["click"][-1] < history.train_loss["click"][0]
 
 
 def test_bad_omoe_arguments_raise():

@@ -2,17 +2,18 @@ import pytest
 import torch
 
 import sbmm
+from sbmm import book
 
 
 def test_profile_follows_the_environment(monkeypatch):
     monkeypatch.delenv("SBMM_PROFILE", raising=False)
-    assert sbmm.profile().name == "default"
+    assert book.profile().name == "default"
     monkeypatch.setenv("SBMM_PROFILE", "full")
-    full = sbmm.profile()
-    assert full.name == "full" and full.n_samples > sbmm.PROFILES["default"].n_samples
+    full = book.profile()
+    assert full.name == "full" and full.n_samples > book.PROFILES["default"].n_samples
     monkeypatch.setenv("SBMM_PROFILE", "huge")
     with pytest.raises(ValueError, match="SBMM_PROFILE.*'huge'"):
-        sbmm.profile()
+        book.profile()
 
 
 def test_seed_everything_makes_torch_repeatable():
@@ -36,12 +37,25 @@ def test_use_profile_applies_the_thread_count(monkeypatch):
         torch.set_num_threads(2)
         monkeypatch.setenv("SBMM_PROFILE", "default")
         assert (
-            sbmm.use_profile() == sbmm.PROFILES["default"]
+            book.use_profile() == book.PROFILES["default"]
             and torch.get_num_threads() == 1
         )
         monkeypatch.setenv("SBMM_PROFILE", "full")
         torch.set_num_threads(2)
         # left to PyTorch
-        assert sbmm.use_profile().threads is None and torch.get_num_threads() == 2
+        assert book.use_profile().threads is None and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_chapter_prints_not_converged_as_one_plain_line():
+    import warnings
+
+    from sbmm.train import NotConverged
+
+    book.use_profile()
+    message = NotConverged("still improving at the last epoch: 'click'")
+    shown = warnings.formatwarning(message, NotConverged, "/tmp/ipykernel_7/1.py", 3)
+    assert shown == "NotConverged: still improving at the last epoch: 'click'\n"
+    other = warnings.formatwarning(UserWarning("other"), UserWarning, "/x.py", 3)
+    assert other.startswith("/x.py:3: UserWarning: other")

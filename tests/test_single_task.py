@@ -24,18 +24,6 @@ def feature_values(n=8):
     }
 
 
-def vector_tower():
-    return sbmm.Tower("vec", [sbmm.Objective("v", "regression", dim=3)], hidden=(4,))
-
-
-def test_same_output_keys_and_shapes_as_shared_bottom(two_scene_towers):
-    towers = two_scene_towers + [vector_tower()]
-    shared = sbmm.SharedBottom(features(), towers, bottom=(16, 8))(feature_values(5))
-    single = SingleTask(features(), towers, bottom=(16, 8))(feature_values(5))
-    assert list(single) == list(shared) == ["click", "like", "play_time", "v"]
-    assert [t.shape for t in single.values()] == [t.shape for t in shared.values()]
-
-
 def test_each_objective_trains_only_its_own_network(two_scene_towers):
     model = SingleTask(features(), two_scene_towers, bottom=(16, 8))
     model(feature_values())["like"].sum().backward()
@@ -133,14 +121,6 @@ def test_bad_declarations_raise(two_scene_towers):
         SingleTask([sbmm.Dense("x")], [sbmm.Tower("t", [sbmm.Objective("a.b")])])
     with pytest.raises(ValueError, match="feature"):
         SingleTask([], two_scene_towers)
-
-
-def test_missing_feature_is_named(two_scene_towers):
-    model = SingleTask(features(), two_scene_towers, bottom=(8,))
-    values = feature_values()
-    del values["item"]
-    with pytest.raises(ValueError, match="'item'"):
-        model(values)
 
 
 def test_the_first_input_layer_is_the_first_thing_built(two_scene_towers):

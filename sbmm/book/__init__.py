@@ -1,6 +1,10 @@
 """What the book needs and a library user does not: the claims its prose makes, the
 profiles that size its experiments, its figure style (`figures`), the numbers written
-into its prose (`prose`), and the seed article's model, kept as published."""
+into its prose (`prose`), and the seed article's model, kept as published.
+
+`import sbmm` does not load it (its figure style needs matplotlib): a chapter imports
+it itself, `from sbmm import book`, and calls `book.use_profile()`,
+`book.check(...)`."""
 
 from .article import SharedBottomMultiTaskModel, as_shared_bottom, train_seed
 from .claims import check

@@ -2,17 +2,19 @@
 
 `SBMM_PROFILE` unset (or "default") gives sizes that run a chapter on a laptop CPU in a
 few minutes; `SBMM_PROFILE=full` gives GPU-sized data, epochs and seeds. A profile
-changes sizes, never the code path. A chapter starts with `P = sbmm.use_profile()`: the
-profile, with its CPU thread count applied.
+changes sizes, never the code path. A chapter starts with `from sbmm import book` and
+`P = book.use_profile()`: the profile, with its CPU thread count applied.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 
 import torch
 
+from ..train.protocol import NotConverged
 from .figures import use_book_style
 
 __all__ = ["Profile", "PROFILES", "profile", "use_profile", "FIRST_WORLD"]
@@ -58,10 +60,24 @@ def profile() -> Profile:
 
 def use_profile() -> Profile:
     """`profile()`, after setting PyTorch's CPU thread count to the profile's `threads`
-    (if it sets one) and matplotlib to the book's figure style: what a chapter's first
-    cell calls."""
+    (if it sets one), matplotlib to the book's figure style, and a run's
+    `NotConverged` warning to print as one plain line: what a chapter's first cell
+    calls."""
     use_book_style()
+    warnings.formatwarning = _plain_not_converged
     chosen = profile()
     if chosen.threads is not None:
         torch.set_num_threads(chosen.threads)
     return chosen
+
+
+_FORMAT_WARNING = warnings.formatwarning
+
+
+def _plain_not_converged(message, category, filename, lineno, line=None) -> str:
+    """A `NotConverged` warning as "NotConverged: ..." alone: on a page, the kernel's
+    temporary file and line say nothing to a reader and change from run to run.
+    Every other warning as Python formats it."""
+    if issubclass(category, NotConverged):
+        return f"{category.__name__}: {message}\n"
+    return _FORMAT_WARNING(message, category, filename, lineno, line)

@@ -68,7 +68,8 @@ class Batch:
         """The rows `rows` (a slice, or an index / boolean tensor) of every tensor."""
         if isinstance(rows, Tensor) and rows.dtype != torch.bool:
             rows = rows.to(self.device)
-            take = lambda t: t.index_select(0, rows)  # noqa: E731 (faster than t[rows])
+            # index_select: faster than t[rows]
+            take = lambda t: t.index_select(0, rows)  # noqa: E731
         else:
             take = lambda t: t[rows]  # noqa: E731
         return Batch._trusted(
@@ -98,7 +99,10 @@ class Batch:
         device = torch.device(device)
         if self.device == device:
             return self
-        move = lambda d: {k: v.to(device, non_blocking=True) for k, v in d.items()}  # noqa: E731
+
+        def move(table: dict[str, Tensor]) -> dict[str, Tensor]:
+            return {k: v.to(device, non_blocking=True) for k, v in table.items()}
+
         return Batch._trusted(move(self.features), move(self.labels), move(self.truth))
 
     def split(

@@ -146,7 +146,6 @@ from typing import Mapping
 import numpy as np
 import torch
 from numpy.typing import ArrayLike
-from scipy.special import roots_hermitenorm
 from torch import Tensor
 
 from ..inputs import Categorical, Dense, Feature, MultiCategorical
@@ -412,6 +411,8 @@ def _expected_sigmoid(z: np.ndarray, noise: float) -> np.ndarray:
     """E[σ(z + ε)] for ε ~ N(0, noise²), elementwise over the logits `z` (any shape), by
     Gauss–Hermite quadrature, accurate to 1e-7. σ has poles at ±iπ, which come closer to
     the real axis, on the scale of ε, as the noise grows: hence 16 + 8·noise² nodes."""
+    from scipy.special import roots_hermitenorm  # SciPy loads when a world is drawn
+
     n_nodes = 16 + math.ceil(8 * noise**2)
     nodes, weights = roots_hermitenorm(n_nodes)  # for the weight function exp(−x²/2)
     weights = weights / math.sqrt(2 * math.pi)  # a N(0, 1) expectation: they sum to 1
@@ -769,8 +770,12 @@ class FeedSimulator:
             click, self._lognormal(rng, play_time_mean, c.play_time_sigma), 0.0
         )
 
-        f32 = lambda x: torch.from_numpy(np.asarray(x, dtype=np.float32))  # noqa: E731
-        ids = lambda x, dtype: torch.from_numpy(np.asarray(x, dtype=dtype))  # noqa: E731
+        def f32(x: ArrayLike) -> Tensor:
+            return torch.from_numpy(np.asarray(x, dtype=np.float32))
+
+        def ids(x: ArrayLike, dtype: type) -> Tensor:
+            return torch.from_numpy(np.asarray(x, dtype=dtype))
+
         features = {
             "user_id": ids(u, np.int32),
             "item_id": ids(i, np.int32),

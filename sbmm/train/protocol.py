@@ -289,21 +289,31 @@ def finish(recorders: Sequence[Recorder], warn: bool = True) -> None:
 
 
 def _warn_unconverged(recorders: Sequence[Recorder]) -> None:
-    """One `NotConverged` warning naming, per run (by seed where there are seeds), the
-    objectives whose best validation epoch was the last one run; none if there are
-    none."""
-    runs = [(r.seed, names) for r in recorders if (names := r.unconverged())]
-    if not runs:
+    """One `NotConverged` warning naming the objectives whose best validation epoch
+    was the last one run, and, for replicas, at which seeds; none if there are none."""
+    runs = [(r.seed, r.unconverged()) for r in recorders]
+    names = list(dict.fromkeys(n for _, found in runs for n in found))
+    if not names:
         return
-    parts = [
-        (f"seed {seed}: " if seed is not None else "") + ", ".join(map(repr, names))
-        for seed, names in runs
-    ]
+    if len(recorders) == 1:
+        where = ", ".join(map(repr, names))
+    else:
+        parts = []
+        for name in names:
+            seeds = [seed for seed, found in runs if name in found]
+            at = (
+                f"all {len(runs)} seeds"
+                if len(seeds) == len(runs)
+                else f"seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))} "
+                f"of {len(runs)}"
+            )
+            parts.append(f"{name!r} at {at}")
+        where = "; ".join(parts)
     warnings.warn(
         NotConverged(
-            "still improving when training ended (best validation epoch = the last "
-            f"one run): {'; '.join(parts)}. Train for more epochs or with a higher "
-            "learning rate; History.converged() reports each objective"
+            f"still improving at the last epoch: {where}. Train longer (more epochs "
+            "or a higher learning rate) before comparing; History.converged() "
+            "reports each objective"
         ),
         stacklevel=4,  # the caller of fit or fit_replicas
     )
