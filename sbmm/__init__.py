@@ -14,7 +14,7 @@ imports itself: `from sbmm import book`.
 
 import importlib
 
-from . import data, debias, diagnostics, weighting
+from . import data, debias, diagnostics, kinds, spaces, weighting
 from .anchors import AnchorTable, anchor_table, gap_closed, gap_closed_by_run
 from .compare import Comparison, compare, mean_interval
 from .data import Batch, TruthSpec

@@ -331,5 +331,13 @@ def test_one_warning_names_the_unconverged_seeds_and_converged_is_a_table(feed):
     message = str(caught[0].message)
     for seed, history in zip(SEEDS, replicas.histories):
         last = [k for k, e in history.best_epochs.items() if e == history.epochs]
-        assert (f"seed {seed}: " in message) == bool(last)
         assert all(not table[seed][k] for k in last)  # best at the last: unconverged
+    for name in names:
+        seeds = [
+            s
+            for s, h in zip(SEEDS, replicas.histories)
+            if h.best_epochs[name] == h.epochs
+        ]
+        assert (f"{name!r} at " in message) == bool(seeds)
+        if seeds and len(seeds) < len(SEEDS):
+            assert ", ".join(map(str, seeds)) + f" of {len(SEEDS)}" in message
