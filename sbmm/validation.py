@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 __all__ = ["check_number", "is_count", "is_number", "split_bounds"]
 
@@ -33,9 +34,14 @@ def split_bounds(n: int, fractions) -> list[int]:
     """Where to cut n shuffled rows into consecutive parts of `fractions` (positive,
     summing to 1; the last part takes the rounding remainder): [0, ..., n]. A
     ValueError otherwise."""
+    if isinstance(fractions, (str, bytes)) or not isinstance(fractions, Iterable):
+        raise TypeError(
+            f"split fractions must be a sequence of numbers, got {fractions!r}"
+        )
     fractions = tuple(fractions)
     if (
         not fractions
+        or not all(is_number(f) for f in fractions)
         or any(f <= 0 for f in fractions)
         or abs(sum(fractions) - 1) > 1e-6
     ):

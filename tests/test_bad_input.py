@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import sbmm
+from sbmm.validation import split_bounds
 from sbmm.losses import check_labels
 from sbmm.weighting import DWA, GradNorm, PCGrad, Static, Uncertainty
 
@@ -215,3 +216,23 @@ def test_static_given_weights_act_inside_their_tower():
 def test_strategies_say_whether_they_take_gradients_themselves():
     assert [s.takes_gradients for s in (Static(), Uncertainty(), DWA())] == [False] * 3
     assert GradNorm.takes_gradients and PCGrad.takes_gradients
+
+
+@pytest.mark.parametrize(
+    "fractions, error, match",
+    [
+        ((0.8, float("nan"), 0.1), ValueError, "nan"),
+        ((0.8, "a", 0.1), ValueError, "'a'"),
+        ("0.8", TypeError, "'0.8'"),
+    ],
+)
+def test_split_fractions_that_are_not_numbers_are_named(fractions, error, match):
+    with pytest.raises(error, match=match):
+        split_bounds(100, fractions)
+
+
+def test_a_width_that_is_not_a_sequence_is_named():
+    with pytest.raises(TypeError, match="bottom widths .* got 32"):
+        sbmm.SharedBottom([sbmm.Dense("x", 6)], towers(), bottom=32)
+    with pytest.raises(TypeError, match="expert widths .* got 16"):
+        sbmm.MMoE([sbmm.Dense("x", 6)], towers(), expert=16)

@@ -12,7 +12,7 @@ experts and its towers' hidden layers are all built with them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from torch import nn
@@ -115,6 +115,11 @@ def check_widths(
     """`widths` as a tuple, or a ValueError naming `name` unless they are integers >= 1:
     one or more of them, or none with `allow_empty` (no layers: a bottom that passes
     the inputs through)."""
+    if isinstance(widths, (str, bytes)) or not isinstance(widths, Iterable):
+        raise TypeError(
+            f"{name} widths must be a sequence of integers, such as (32, 16), got "
+            f"{widths!r}"
+        )
     widths = tuple(widths)
     if not (widths or allow_empty) or not all(is_count(w) for w in widths):
         least = "zero" if allow_empty else "one"
