@@ -59,3 +59,21 @@ def test_a_chapter_prints_not_converged_as_one_plain_line():
     assert shown == "NotConverged: still improving at the last epoch: 'click'\n"
     other = warnings.formatwarning(UserWarning("other"), UserWarning, "/x.py", 3)
     assert other.startswith("/x.py:3: UserWarning: other")
+
+
+def test_a_cell_s_not_converged_warnings_are_tallied_in_one_line():
+    from sbmm.book.profiles import _tally
+    from sbmm.train import NotConverged
+
+    def warning(names, runs):
+        w = NotConverged(f"still improving at the last epoch: {names}")
+        w.objectives, w.runs = names, runs
+        return w
+
+    one = warning(("total", "click"), (1, 1))
+    assert _tally([one]) == f"NotConverged: {one}"
+    line = _tally([one, warning(("click", "like"), (3, 10))])
+    assert line.startswith(
+        "NotConverged: 2 training calls in this cell ended with 'total', 'click', "
+        "'like' still improving at the last epoch (4 of their 11 runs)."
+    )

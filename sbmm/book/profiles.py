@@ -9,6 +9,7 @@ changes sizes, never the code path. A chapter starts with `from sbmm import book
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from dataclasses import dataclass
 
@@ -60,11 +61,12 @@ def profile() -> Profile:
 
 def use_profile() -> Profile:
     """`profile()`, after setting PyTorch's CPU thread count to the profile's `threads`
-    (if it sets one), matplotlib to the book's figure style, and a run's
-    `NotConverged` warning to print as one plain line: what a chapter's first cell
-    calls."""
+    (if it sets one), matplotlib to the book's figure style, and the runs'
+    `NotConverged` warnings to print as one plain line (in a notebook, one line per
+    cell that tallies them): what a chapter's first cell calls."""
     use_book_style()
     warnings.formatwarning = _plain_not_converged
+    _tally_not_converged_per_cell()
     chosen = profile()
     if chosen.threads is not None:
         torch.set_num_threads(chosen.threads)
@@ -81,3 +83,50 @@ def _plain_not_converged(message, category, filename, lineno, line=None) -> str:
     if issubclass(category, NotConverged):
         return f"{category.__name__}: {message}\n"
     return _FORMAT_WARNING(message, category, filename, lineno, line)
+
+
+def _tally_not_converged_per_cell() -> None:
+    """In a notebook (IPython), hold a cell's `NotConverged` warnings and print them
+    at the cell's end as one line that tallies them: a cell that trains twenty
+    models says once that they were still improving, and which objectives. Outside
+    IPython, or called again, it does nothing."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None or getattr(shell, "_sbmm_tallies", False):
+        return
+    held: list[NotConverged] = []
+    show = warnings.showwarning
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, NotConverged):
+            held.append(message)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    def tally(result) -> None:
+        if held:
+            print(_tally(held), file=sys.stderr)
+            held.clear()
+
+    warnings.simplefilter("always", NotConverged)  # count every call, not the first
+    warnings.showwarning = showwarning
+    shell.events.register("post_run_cell", tally)
+    shell._sbmm_tallies = True
+
+
+def _tally(held: list[NotConverged]) -> str:
+    """One line for a cell's `NotConverged` warnings."""
+    if len(held) == 1:
+        return f"NotConverged: {held[0]}"
+    names = ", ".join(map(repr, dict.fromkeys(n for w in held for n in w.objectives)))
+    improving = sum(w.runs[0] for w in held)
+    trained = sum(w.runs[1] for w in held)
+    return (
+        f"NotConverged: {len(held)} training calls in this cell ended with {names} "
+        f"still improving at the last epoch ({improving} of their {trained} runs). "
+        "Train longer (more epochs or a higher learning rate) before comparing; "
+        "History.converged() reports each objective"
+    )

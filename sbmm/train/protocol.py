@@ -40,7 +40,11 @@ OptimizerFactory = Callable[[Iterable[Tensor]], torch.optim.Optimizer]
 
 class NotConverged(UserWarning):
     """A run's best validation epoch, for some objective, was the last one it ran: it
-    was still improving when it stopped (see `History.converged`)."""
+    was still improving when it stopped (see `History.converged`). `objectives` names
+    them; `runs` is (runs still improving, runs trained) of the call."""
+
+    objectives: tuple[str, ...] = ()
+    runs: tuple[int, int] = (0, 0)
 
 
 @dataclass(frozen=True)
@@ -309,11 +313,11 @@ def _warn_unconverged(recorders: Sequence[Recorder]) -> None:
             )
             parts.append(f"{name!r} at {at}")
         where = "; ".join(parts)
-    warnings.warn(
-        NotConverged(
-            f"still improving at the last epoch: {where}. Train longer (more epochs "
-            "or a higher learning rate) before comparing; History.converged() "
-            "reports each objective"
-        ),
-        stacklevel=4,  # the caller of fit or fit_replicas
+    warning = NotConverged(
+        f"still improving at the last epoch: {where}. Train longer (more epochs or a "
+        "higher learning rate) before comparing; History.converged() reports each "
+        "objective"
     )
+    warning.objectives = tuple(names)  # what a reader of many warnings tallies
+    warning.runs = (sum(1 for _, found in runs if found), len(runs))
+    warnings.warn(warning, stacklevel=4)  # the caller of fit or fit_replicas
