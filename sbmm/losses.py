@@ -83,8 +83,8 @@ def objective_loss(
     *,
     across: Across | None = None,
 ) -> Tensor:
-    """The scalar loss of one objective on a batch: Σ m·s·ℓ / Σ m
-    (0 when none is admitted).
+    """The scalar loss of one objective on a batch: Σ m·s·ℓ / Σ m (0 when none is
+    admitted), or Σ m·s·ℓ / B for an objective declared with mean_over="batch".
 
     prediction:  (B,) raw outputs (logits, values), or (B, width) for an objective of
                  several outputs (`Objective.width`).
@@ -116,7 +116,10 @@ def objective_loss(
         return loss.mean()
     if keep is not None:
         loss = torch.where(keep, loss, 0.0)
-        count = keep.sum()
+        if objective.mean_over == "admitted":
+            count = keep.sum()
+        else:  # "batch": the sum over the admitted rows, over the batch's size
+            count = torch.tensor(len(loss), device=loss.device)
     else:
         count = torch.tensor(len(loss), device=loss.device)
     if across is not None:

@@ -41,6 +41,10 @@ __all__ = [
 DEFAULT_PROPENSITY_FLOOR = 0.05  # p̂ is clipped below here: each weight is at most 20
 
 
+# How a masked loss is normalised (`Objective.mean_over`).
+MEAN_OVER = ("admitted", "batch")
+
+
 @dataclass(frozen=True)
 class Objective:
     """One predicted target.
@@ -58,6 +62,13 @@ class Objective:
                    model (like after click) declares `given` instead, which sets the
                    mask to that objective's label; a model refuses `mask` naming the
                    label of one of its binary objectives.
+    mean_over:     how a masked loss is normalised: "admitted" (default), the mean
+                   over the rows the mask admits, Σ m·ℓ / Σ m, so the objective weighs
+                   as much whether a batch holds 4 of its labels or 400; or "batch",
+                   Σ m·ℓ / B, the same sum over the whole batch's size, so each
+                   admitted row weighs as much as a row of an objective that counts
+                   every row (a scarce label then moves the bottom little). Only for
+                   an objective with a mask (or `given`) in its own space.
     sample_weight: per-sample loss weights: the name of a label or feature column, a
                    function Batch → (B,) tensor, or a `SampleWeight` declaration; None:
                    all weigh 1.
@@ -105,6 +116,7 @@ class Objective:
     space: str = "masked"
     propensity_floor: float | None = None
     imputes: str | None = None
+    mean_over: str = "admitted"
 
     def __post_init__(self) -> None:
         def problem(text: str) -> ValueError:
@@ -131,6 +143,15 @@ class Objective:
         if self.given == self.name:
             raise ValueError(f"objective {self.name!r} cannot be given itself")
         SPACES[self.space].declare(self, problem)
+        if self.mean_over not in MEAN_OVER:
+            raise problem(
+                f"mean_over must be one of {MEAN_OVER}, got {self.mean_over!r}"
+            )
+        if self.mean_over == "batch" and (self.mask is None or self.space != "masked"):
+            raise problem(
+                "mean_over='batch' normalises a masked loss; this objective counts "
+                "every row (declare a mask, or given= in space='masked')"
+            )
         sw = self.sample_weight
         if not (sw is None or isinstance(sw, (str, SampleWeight)) or callable(sw)):
             raise TypeError(
@@ -161,7 +182,7 @@ class Objective:
                     f"loss of {self.imputes!r}, on the samples where it is observed"
                 )
 
-    @property
+    @functools.cached_property
     def width(self) -> int:
         """The model's raw outputs for this objective: dim × its kind's outputs per
         value (a lognormal duration: μ and log σ)."""

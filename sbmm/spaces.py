@@ -95,9 +95,15 @@ class Space:
 
 
 class Masked(Space):
-    """Its own sample space: the mean loss over the rows it admits."""
+    """Its own sample space: the mean loss over the rows it admits, or, declared with
+    mean_over="batch", their summed loss over the batch's size."""
 
     name = "masked"
+
+    def loss_rows(self, labels):
+        if self.objective.mean_over == "batch":
+            return None
+        return admitted(self.objective, labels)
 
     @classmethod
     def declare(cls, objective: Objective, problem: Problem) -> None:

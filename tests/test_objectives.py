@@ -178,3 +178,50 @@ def test_an_objective_that_follows_another_is_declared_with_given():
     assert towers[0].objectives[1].mask == "like_seen"
     given = sbmm.Objective("like", given="click")
     assert given.mask == "click"  # the same restriction, one spelling
+
+
+def test_mean_over_batch_divides_the_masked_sum_by_the_batch_size(two_scene_batch):
+    b = two_scene_batch
+    logits = torch.randn(len(b), requires_grad=True)
+    keep = b.labels["click"] == 1
+    per_row = F.binary_cross_entropy_with_logits(
+        logits[keep], b.labels["like"][keep], reduction="sum"
+    )
+    got = objective_loss(
+        sbmm.Objective("like", mask="click", mean_over="batch"), logits, b
+    )
+    assert torch.allclose(got, per_row / len(b))
+    # its gradient is the admitted mean's, scaled by the admitted share
+    got.backward()
+    by_batch = logits.grad.clone()
+    logits.grad = None
+    objective_loss(sbmm.Objective("like", mask="click"), logits, b).backward()
+    share = keep.float().mean()
+    assert 0 < share < 1
+    assert torch.allclose(by_batch, logits.grad * share)
+
+
+def test_mean_over_batch_counts_every_row_in_evaluation(two_scene_batch):
+    b = two_scene_batch
+    like = sbmm.Objective("like", given="click", mean_over="batch")
+    towers = [sbmm.Tower("t", [sbmm.Objective("click"), like])]
+    model = sbmm.SharedBottom([sbmm.Dense("x", 6)], towers, bottom=(8,))
+    report = sbmm.evaluate(model, b)
+    assert report["like"]["n_loss"] == len(b)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"mean_over": "rows"}, "mean_over must be one of .*'rows'"),
+        ({"mask": None, "mean_over": "batch"}, "'like'.*counts every row"),
+        (
+            {"given": "click", "mask": None, "space": "entire", "mean_over": "batch"},
+            "'like'.*counts every row",
+        ),
+    ],
+)
+def test_mean_over_is_refused_where_it_means_nothing(kwargs, message):
+    declaration = {"mask": "click", **kwargs}
+    with pytest.raises(ValueError, match=message):
+        sbmm.Objective("like", **declaration)
