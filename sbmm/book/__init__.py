@@ -7,7 +7,7 @@ it itself, `from sbmm import book`, and calls `book.use_profile()`,
 `book.check(...)`."""
 
 from .article import SharedBottomMultiTaskModel, as_shared_bottom, train_seed
-from .claims import check
+from .claims import check, check_converged, pick_lr
 from .profiles import FIRST_WORLD, PROFILES, Profile, profile, use_profile
 
 __all__ = [
@@ -17,6 +17,8 @@ __all__ = [
     "SharedBottomMultiTaskModel",
     "as_shared_bottom",
     "check",
+    "check_converged",
+    "pick_lr",
     "profile",
     "train_seed",
     "use_profile",

@@ -2,6 +2,11 @@
 
     check(final_loss < 0.2 * floor, "the model goes well below the no-signal floor")
 
+and the two claims every comparison rests on (the book's protocol):
+
+    lr = pick_lr("shared", sweep)         # the sweep's best, inside its grid
+    check_converged({"shared": runs, ...}) # every compared replica converged
+
 prints "✓ <claim>" when it holds, so the rendered page lists what was verified. When it
 does not hold, what happens depends on who runs the chapter:
 
@@ -18,10 +23,14 @@ from __future__ import annotations
 import os
 import textwrap
 import warnings
+from collections.abc import Iterable, Mapping
+
+import numpy as np
 
 from ..compare import WIDTH  # the book's column, in characters
+from ..train import LrSweep, Replicas
 
-__all__ = ["check", "ClaimWarning", "STRICT_ENV"]
+__all__ = ["check", "check_converged", "pick_lr", "ClaimWarning", "STRICT_ENV"]
 
 STRICT_ENV = "SBMM_STRICT_CLAIMS"  # "1": a claim that does not hold raises
 
@@ -45,6 +54,46 @@ def check(condition: bool, claim: str) -> None:
     warnings.warn(
         f"claim does not hold in this run: {claim}", ClaimWarning, stacklevel=2
     )
+
+
+def check_converged(
+    runs: Mapping[str, Replicas], objectives: Iterable[str] | None = None
+) -> None:
+    """Claim that every replica of every compared model converged
+    (`Replicas.converged`: early stopping fired, or each objective's best validation
+    epoch lies at least `patience` epochs before the last): on `objectives`, or on
+    every objective and the total. `runs`: {model name: its Replicas}. When it does
+    not hold, the claim names the models, seeds and objectives that had not."""
+    wanted = None if objectives is None else set(objectives)
+    missing, n = [], 0
+    for name, run in runs.items():
+        for seed, verdicts in run.converged().items():
+            n += 1
+            late = [o for o, ok in verdicts.items() if not ok]
+            late = [o for o in late if wanted is None or o in wanted]
+            if late:
+                missing.append(f"{name} (seed {seed}: {', '.join(late)})")
+    claim = f"every compared model converged ({n} runs of {len(runs)} models)"
+    if missing:
+        shown = "; ".join(missing[:4]) + ("; ..." if len(missing) > 4 else "")
+        claim += f": {len(missing)} had not, {shown}"
+    check(not missing, claim)
+
+
+def pick_lr(name: str, sweep: LrSweep) -> float:
+    """The learning rate of model `name`'s best mean validation score in `sweep`,
+    with the claim that it lies inside the grid (`LrSweep.best`). Where it lies on an
+    edge the book's run fails, and a reader's session warns and goes on with it."""
+    means = sweep.means if sweep.higher_is_better else -sweep.means
+    if np.isnan(means).all():
+        raise ValueError(f"{name}: training diverged at every lr of {list(sweep.lrs)}")
+    lr = sweep.lrs[int(np.nanargmax(means))]
+    check(
+        lr not in (sweep.lrs[0], sweep.lrs[-1]),
+        f"{name}: the learning rate chosen, {lr:g}, lies inside its grid "
+        f"{{{', '.join(f'{v:g}' for v in sweep.lrs)}}}",
+    )
+    return lr
 
 
 def _wrapped(line: str) -> str:
