@@ -3,19 +3,23 @@ loop, and `sbmm.fit`.
 
 All three train the seed's model (10 → 64-32-16 → heads of 3 and 2, MSE, Adam 1e-3) on
 the same data for the same epochs, in one process, on the CPU, on `--threads` threads
-(1 by default). Each is run `--repeats` times, interleaved, and the best time is kept;
-the time is the process's CPU time, which on one thread is the run's time and which
-other load on the machine barely moves. Printed: samples per second, and ratios
-against the seed's loop; the last column is `sbmm.fit` against the hand-written loop
-(its abstractions' cost: 1.00 means none).
+(1 by default). The three are run one after the other, `--repeats` times; the time is
+the process's CPU time, which on one thread is the run's time. Printed: samples per
+second (the best run of each), and ratios against the seed's loop; the last column is
+`sbmm.fit` against the hand-written loop (its abstractions' cost: 1.00 means none),
+the median over the repeats of the ratio within each repeat, so that a shared
+machine's slow minutes, which slow both runs of a repeat, cancel out.
 
-    python benchmarks/throughput.py [--repeats 5] [--samples-per-run N] [--threads 1]
+    python benchmarks/throughput.py [--repeats 15] [--samples-per-run N] [--threads 1]
+                                    [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
+import statistics
 import time
 
 import torch
@@ -55,7 +59,11 @@ def timed(run) -> float:
     return time.process_time() - start
 
 
-def measure(batch_size: int, n: int, epochs: int, repeats: int) -> dict[str, float]:
+def measure(
+    batch_size: int, n: int, epochs: int, repeats: int
+) -> tuple[dict[str, float], float]:
+    """Each loop's best samples per second, and the median over the repeats of
+    fit's time / the hand loop's time in the same repeat, inverted (fit / hand)."""
     torch.manual_seed(0)
     X, y1, y2 = torch.randn(n, 10), torch.randn(n, 3), torch.randn(n, 2)
     data = sbmm.Batch({"x": X}, {"task1": y1, "task2": y2})
@@ -76,19 +84,24 @@ def measure(batch_size: int, n: int, epochs: int, repeats: int) -> dict[str, flo
             progress=False,
         ),
     }
-    best = {name: float("inf") for name in runs}
+    seconds = {name: [] for name in runs}
     for _ in range(repeats):
         for name, run in runs.items():
-            best[name] = min(best[name], timed(run))
+            seconds[name].append(timed(run))
+    fit_vs_hand = statistics.median(
+        hand / fit
+        for hand, fit in zip(seconds["hand-written slicing loop"], seconds["sbmm.fit"])
+    )
     # samples per second
-    return {name: n * epochs / seconds for name, seconds in best.items()}
+    rates = {name: n * epochs / min(times) for name, times in seconds.items()}
+    return rates, fit_vs_hand
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
         "--samples-per-run",
@@ -96,6 +109,7 @@ def main() -> None:
         default=65_536,
         help="samples × epochs in one timed run",
     )
+    parser.add_argument("--json", help="also write the numbers to this file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
@@ -105,21 +119,26 @@ def main() -> None:
     )
     print(header)
     print("-" * len(header))
+    results = {}
     for batch_size in (32, 4096):
         n = min(args.samples_per_run, max(batch_size * 16, 4096))
         epochs = max(1, args.samples_per_run // n)
-        rates = measure(batch_size, n, epochs, args.repeats)
+        rates, fit_vs_hand = measure(batch_size, n, epochs, args.repeats)
+        results[batch_size] = {"samples_per_s": rates, "fit_vs_hand": fit_vs_hand}
         seed = rates["seed DataLoader loop"]
         for name, rate in rates.items():
-            vs_hand = (
-                f"{rate / rates['hand-written slicing loop']:.2f}"
-                if name == "sbmm.fit"
-                else ""
-            )
+            vs_hand = f"{fit_vs_hand:.2f}" if name == "sbmm.fit" else ""
             print(
                 f"{batch_size:>6}  {name:<26} {rate:>12,.0f} {rate / seed:>12.2f} "
                 f"{vs_hand:>11}"
             )
+    if args.json:
+        with open(args.json, "w") as file:
+            json.dump(
+                {"torch": torch.__version__, "threads": args.threads,
+                 "repeats": args.repeats, "batch": results},
+                file, indent=1,
+            )  # fmt: skip
 
 
 if __name__ == "__main__":

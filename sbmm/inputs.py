@@ -254,6 +254,8 @@ class InputLayer(nn.Module):
             )
 
     def _dtype(self) -> torch.dtype:
-        for p in self.parameters():
-            return p.dtype
+        """The dtype dense features are cast to: the embedding tables' (the layer's
+        only parameters), or the default one without any."""
+        for table in self.embeddings.values():
+            return table.weight.dtype
         return torch.get_default_dtype()
