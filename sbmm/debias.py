@@ -11,6 +11,11 @@ estimate over every impression:
     L_DR  = (1/N) Σ_i [ ê_i + o_i (ℓ_i − ê_i) / p̂_i ]        (unbiased when p̂ = p
                                                               or ê_i = E[ℓ_i])
     L_IMP = Σ_i o_i (ê_i − ℓ_i)² / Σ_i o_i                    (fits the imputation)
+    L_IMP = (1/N) Σ_i o_i (ê_i − ℓ_i)² / p̂_i                  (propensity_weighted:
+                                                              DR-JL, ESCM²)
+
+ESCM² (spaces "escm2_ips", "escm2_dr") adds ESMM's entire-space loss to L_IPS or L_DR:
+L = L_CTCVR + λ L_IPS|DR, λ the objective's counterfactual_weight.
 
 p̂_i is the model's own probability of what the objective is given (the product along
 its chain), detached, so that weighting never trains the click head, and clipped below
@@ -114,4 +119,6 @@ def dr_losses(
     n = torch.tensor(len(o), device=o.device)
     dr = _mean((e_hat + o * (loss - e_hat) / p).sum(), n, across)
     residual = torch.where(o > 0, imputed - loss.detach(), 0.0)  # (B,)
+    if imputation.propensity_weighted:  # DR-JL, ESCM²: over every impression
+        return dr, _mean((residual**2 / p).sum(), n, across)
     return dr, _mean((residual**2).sum(), o.sum(), across)

@@ -95,11 +95,24 @@ class Objective:
                    objective needs exactly one).
     propensity_floor: for "ips" and "dr" only: p̂_i is clipped below at this floor,
                    in (0, 1] (default 0.05), which bounds each weight 1 / p̂_i.
-    imputes:       makes this objective the error imputation of the "dr" objective
-                   it names: a regression objective with no label of its own, whose
-                   prediction ê_i is fitted by squared error to that objective's
-                   per-sample loss ℓ_i (detached) on the samples where ℓ_i is
-                   observed (clicked). Its weight sets how much that fit counts.
+                   "escm2_ips" and "escm2_dr" (ESCM², Wang et al., 2022, as its
+                   paper defines it): ESMM's entire-space loss (the "entire" one)
+                   plus `counterfactual_weight` times the IPS or DR loss.
+    counterfactual_weight: for "escm2_ips" and "escm2_dr" only: λ, the weight of the
+                   counterfactual (IPS or DR) loss beside the entire-space one
+                   (default 1.0, the paper's reference set-up weighs both 0.5).
+    imputes:       makes this objective the error imputation of the "dr" (or
+                   "escm2_dr") objective it names: a regression objective with no
+                   label of its own, whose prediction ê_i is fitted by squared error
+                   to that objective's per-sample loss ℓ_i (detached) on the samples
+                   where ℓ_i is observed (clicked). Its weight sets how much that fit
+                   counts.
+    propensity_weighted: for an imputation only: False (default), its fit is the
+                   plain mean over the observed samples, Σ o_i (ê_i − ℓ_i)² / Σ o_i;
+                   True, each observed sample weighs 1 / p̂_i and the sum is averaged
+                   over every sample, (1/N) Σ o_i (ê_i − ℓ_i)² / p̂_i, as DR-JL (Wang
+                   et al., 2019) and ESCM² fit it: an estimate of the fit over every
+                   impression, not over the clicked ones.
 
     The prediction dict has one entry per objective, whatever the space: a
     conditional objective's is its conditional logit (or value); an imputation's, ê.
@@ -117,6 +130,8 @@ class Objective:
     propensity_floor: float | None = None
     imputes: str | None = None
     mean_over: str = "admitted"
+    counterfactual_weight: float | None = None
+    propensity_weighted: bool = False
 
     def __post_init__(self) -> None:
         def problem(text: str) -> ValueError:
@@ -151,6 +166,16 @@ class Objective:
             raise problem(
                 "mean_over='batch' normalises a masked loss; this objective counts "
                 "every row (declare a mask, or given= in space='masked')"
+            )
+        if self.propensity_weighted not in (False, True):
+            raise problem(
+                f"propensity_weighted must be True or False, got "
+                f"{self.propensity_weighted!r}"
+            )
+        if self.propensity_weighted and self.imputes is None:
+            raise problem(
+                "propensity_weighted weighs the fit of an error imputation; this "
+                "objective imputes nothing (declare imputes=...)"
             )
         sw = self.sample_weight
         if not (sw is None or isinstance(sw, (str, SampleWeight)) or callable(sw)):
@@ -331,10 +356,11 @@ def check_towers(towers: Sequence[Tower]) -> tuple[Tower, ...]:
 
     for o in by_name.values():
         target = by_name.get(o.imputes) if o.imputes is not None else None
-        if o.imputes is not None and (target is None or SPACES[target.space] != DR):
+        dr = target is not None and issubclass(SPACES[target.space], DR)
+        if o.imputes is not None and not dr:
             raise ValueError(
                 f"objective {o.name!r} imputes {o.imputes!r}, which must be a "
-                "space='dr' objective of the model"
+                "space='dr' (or 'escm2_dr') objective of the model"
             )
     for o in by_name.values():
         SPACES[o.space].check_in(o, by_name)

@@ -9,6 +9,9 @@ there. One object per objective, resolved once per set of towers.
              propensity (`sbmm.debias`)
     dr       doubly robust: IPS with an imputed error, fitted by the objective that
              `imputes` it, whose loss this space computes too
+    escm2_ips, escm2_dr
+             ESCM² (Wang et al., 2022): ESMM's entire-space loss plus λ times the IPS
+             or DR loss, λ the objective's `counterfactual_weight`
 
 Each space says, for its objective:
 
@@ -60,6 +63,7 @@ class Space:
 
     name: ClassVar[str]
     first: ClassVar[bool] = False  # sets other objectives' losses too: computed first
+    escm2: ClassVar[bool] = False  # adds ESMM's loss to a counterfactual one (ESCM²)
 
     def __init__(self, objective: Objective, towers: tuple[Tower, ...]):
         self.objective, self.towers = objective, towers
@@ -67,11 +71,23 @@ class Space:
     @classmethod
     def declare(cls, objective: Objective, problem: Problem) -> None:
         """Check `objective`'s fields for this space (a ValueError from `problem`);
-        set what the space implies. By default: no propensity floor."""
+        set what the space implies. By default: no propensity floor, no
+        counterfactual weight."""
         if objective.propensity_floor is not None:
             raise problem(
                 "propensity_floor is for space='ips' or 'dr' only, not "
                 f"space={objective.space!r}"
+            )
+        cls.refuse_counterfactual_weight(objective, problem)
+
+    @classmethod
+    def refuse_counterfactual_weight(
+        cls, objective: Objective, problem: Problem
+    ) -> None:
+        if objective.counterfactual_weight is not None and not cls.escm2:
+            raise problem(
+                "counterfactual_weight is for space='escm2_ips' or 'escm2_dr' only, "
+                f"not space={objective.space!r}"
             )
 
     @classmethod
@@ -176,6 +192,10 @@ class Entire(_OnEveryRow):
     @classmethod
     def declare(cls, objective: Objective, problem: Problem) -> None:
         super().declare(objective, problem)
+        cls.needs_entire_space(objective, problem)
+
+    @classmethod
+    def needs_entire_space(cls, objective: Objective, problem: Problem) -> None:
         if not kinds.get(objective.kind).entire_space:
             raise problem(
                 f"a {objective.kind!r} objective cannot train on the entire space; "
@@ -183,10 +203,15 @@ class Entire(_OnEveryRow):
             )
 
     def losses(self, predictions, batch, across):
-        o = self.objective
-        prediction, target = entire_space_inputs(o, predictions, self.towers, batch)
-        loss = _losses.objective_loss(o, prediction, batch, target, across=across)
-        return {o.name: loss}
+        return {self.objective.name: entire_loss(self, predictions, batch, across)}
+
+
+def entire_loss(space: Space, predictions, batch: Batch, across) -> Tensor:
+    """ESMM's loss of `space`'s objective: its joint prediction against its joint
+    label, over every row (the CTCVR loss of like given click)."""
+    o = space.objective
+    prediction, target = entire_space_inputs(o, predictions, space.towers, batch)
+    return _losses.objective_loss(o, prediction, batch, target, across=across)
 
 
 class IPS(_OnEveryRow):
@@ -197,6 +222,7 @@ class IPS(_OnEveryRow):
     @classmethod
     def declare(cls, objective: Objective, problem: Problem) -> None:
         cls.needs_chain(objective, problem)
+        cls.refuse_counterfactual_weight(objective, problem)
         if objective.propensity_floor is None:
             object.__setattr__(objective, "propensity_floor", DEFAULT_PROPENSITY_FLOOR)
         floor = objective.propensity_floor
@@ -243,6 +269,55 @@ class DR(IPS):
         return {o.name: dr, i.name: imp}
 
 
+class ESCM2IPS(IPS):
+    """ESCM² with its IPS regulariser: ESMM's entire-space loss plus λ · L_IPS, λ the
+    objective's `counterfactual_weight`."""
+
+    name = "escm2_ips"
+    escm2 = True
+
+    @classmethod
+    def declare(cls, objective: Objective, problem: Problem) -> None:
+        super().declare(objective, problem)
+        escm2_declare(objective, problem)
+
+    def losses(self, predictions, batch, across):
+        o = self.objective
+        counterfactual = super().losses(predictions, batch, across)[o.name]
+        risk = entire_loss(self, predictions, batch, across)
+        return {o.name: risk + o.counterfactual_weight * counterfactual}
+
+
+class ESCM2DR(DR):
+    """ESCM² with its DR regulariser: ESMM's entire-space loss plus λ · L_DR; its
+    imputation's loss as in `DR`."""
+
+    name = "escm2_dr"
+    escm2 = True
+
+    @classmethod
+    def declare(cls, objective: Objective, problem: Problem) -> None:
+        super().declare(objective, problem)
+        escm2_declare(objective, problem)
+
+    def losses(self, predictions, batch, across):
+        o = self.objective
+        found = super().losses(predictions, batch, across)
+        risk = entire_loss(self, predictions, batch, across)
+        return {**found, o.name: risk + o.counterfactual_weight * found[o.name]}
+
+
+def escm2_declare(objective: Objective, problem: Problem) -> None:
+    """An ESCM² objective: of a kind the entire space takes, and its λ (1.0 unless
+    declared), a finite number >= 0."""
+    Entire.needs_entire_space(objective, problem)
+    if objective.counterfactual_weight is None:
+        object.__setattr__(objective, "counterfactual_weight", 1.0)
+    weight = objective.counterfactual_weight
+    if not (is_number(weight) and weight >= 0):
+        raise problem(f"counterfactual_weight must be a number >= 0, got {weight!r}")
+
+
 class Imputation(Space):
     """The error imputation of a DR objective: no label of its own; it is read and
     scored on the rows of the objective it imputes, whose space sets its loss."""
@@ -257,13 +332,17 @@ class Imputation(Space):
         return self.imputed.rows(labels)
 
     def loss_rows(self, labels):
+        if self.objective.propensity_weighted:
+            return None  # (1/N) Σ o (ê − ℓ)² / p̂: over every row
         return self.imputed.rows(labels)
 
     def losses(self, predictions, batch, across):
         return {}  # set by the DR objective's space
 
 
-SPACES: dict[str, type[Space]] = {s.name: s for s in (Masked, Entire, IPS, DR)}
+SPACES: dict[str, type[Space]] = {
+    s.name: s for s in (Masked, Entire, IPS, DR, ESCM2IPS, ESCM2DR)
+}
 
 
 @functools.lru_cache(maxsize=256)

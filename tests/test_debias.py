@@ -1,5 +1,6 @@
-"""IPS and doubly robust training of a post-click objective (`space="ips"`, "dr"):
-closed-form cases, gradients, refusals, and training under `fit` and `fit_replicas`."""
+"""IPS, doubly robust and ESCM² training of a post-click objective (`space="ips"`,
+"dr", "escm2_ips", "escm2_dr"): closed-form cases, gradients, refusals, and training
+under `fit` and `fit_replicas`."""
 
 import math
 
@@ -13,15 +14,20 @@ from sbmm.debias import propensity
 from sbmm.losses import objective_losses
 
 
-def towers(space="ips", floor=None, **like):
-    """click, and like given click trained in `space` (with its imputation for DR)."""
+def towers(space="ips", floor=None, imputation=None, **like):
+    """click, and like given click trained in `space` (with its imputation, declared
+    with the keywords `imputation`, for DR)."""
     scene2 = [
         sbmm.Objective(
             "like", given="click", space=space, propensity_floor=floor, **like
         )
     ]
-    if space == "dr":
-        scene2.append(sbmm.Objective("like_error", "regression", imputes="like"))
+    if space in ("dr", "escm2_dr"):
+        scene2.append(
+            sbmm.Objective(
+                "like_error", "regression", imputes="like", **(imputation or {})
+            )
+        )
     return [
         sbmm.Tower("scene1", [sbmm.Objective("click")]),
         sbmm.Tower("scene2", scene2),
@@ -46,11 +52,11 @@ def batch(o, r):
     return sbmm.Batch({}, {"click": o, "like": o * r}, {})
 
 
-def losses(space, o, r, click_logit, like_logit, error=None, floor=None):
+def losses(space, o, r, click_logit, like_logit, error=None, floor=None, **declared):
     predictions = {"click": click_logit, "like": like_logit}
     if error is not None:
         predictions["like_error"] = error
-    return objective_losses(towers(space, floor), predictions, batch(o, r))
+    return objective_losses(towers(space, floor, **declared), predictions, batch(o, r))
 
 
 def test_ips_with_the_true_propensity_estimates_the_all_impression_loss():
@@ -95,6 +101,40 @@ def test_dr_with_zero_imputation_is_ips():
     torch.testing.assert_close(dr["like"], ips["like"])
     e = F.binary_cross_entropy_with_logits(like, r, reduction="none")
     torch.testing.assert_close(dr["like_error"], (e[o > 0] ** 2).mean())
+
+
+def test_a_propensity_weighted_imputation_fits_over_every_impression():
+    # DR-JL and ESCM²: (1/N) Σ o (ê − ℓ)² / p̂, against the plain Σ o (ê − ℓ)² / Σ o.
+    p, r, o = (v[0] for v in world(1_000, seed=4))
+    click, like = torch.logit(p), torch.linspace(-2, 1, len(p), dtype=torch.float64)
+    error = torch.full_like(p, 0.4)
+    e = F.binary_cross_entropy_with_logits(like, r, reduction="none")
+    weighted = {"propensity_weighted": True}
+    got = losses("dr", o, r, click, like, error=error, imputation=weighted)
+    plain = losses("dr", o, r, click, like, error=error)
+    squared = o * (error - e) ** 2  # (N,) zero where unclicked
+    torch.testing.assert_close(got["like_error"], (squared / p).mean())
+    torch.testing.assert_close(plain["like_error"], squared.sum() / o.sum())
+    torch.testing.assert_close(got["like"], plain["like"])  # L_DR is unchanged
+
+
+@pytest.mark.parametrize("space", ["escm2_ips", "escm2_dr"])
+@pytest.mark.parametrize("weight", [None, 0.0, 2.5])
+def test_escm2_is_esmms_loss_plus_lambda_times_the_counterfactual_one(space, weight):
+    # Wang et al. (2022): L = L_CTCVR + λ L_IPS|DR, L_CTCVR the BCE of
+    # p(click) · p(like | click) against click · like over every impression.
+    p, r, o = (v[0] for v in world(1_000, seed=5))
+    click, like = torch.logit(p), torch.linspace(-2, 1, len(p), dtype=torch.float64)
+    error = torch.full_like(p, 0.3)
+    plain = "ips" if space == "escm2_ips" else "dr"
+    got = losses(space, o, r, click, like, error=error, counterfactual_weight=weight)
+    counterfactual = losses(plain, o, r, click, like, error=error)
+    ctcvr = F.binary_cross_entropy(torch.sigmoid(click) * torch.sigmoid(like), o * r)
+    lam = 1.0 if weight is None else weight
+    torch.testing.assert_close(got["like"], ctcvr + lam * counterfactual["like"])
+    torch.testing.assert_close(got["click"], counterfactual["click"])
+    if plain == "dr":
+        torch.testing.assert_close(got["like_error"], counterfactual["like_error"])
 
 
 def test_ips_is_the_mean_over_every_impression_with_the_floor_bounding_weights():
@@ -214,6 +254,39 @@ def test_across_shares_the_mean_out_over_ranks():
             lambda: sbmm.Objective("e", "regression", imputes="e"),
             "'e'.*cannot impute itself",
         ),
+        (
+            lambda: sbmm.Objective(
+                "like", given="click", space="ips", counterfactual_weight=0.5
+            ),
+            "'like'.*counterfactual_weight is for space='escm2_ips' or 'escm2_dr'",
+        ),
+        (
+            lambda: sbmm.Objective("like", given="click", counterfactual_weight=0.5),
+            "'like'.*counterfactual_weight is for",
+        ),
+        *[
+            (
+                lambda w=w: sbmm.Objective(
+                    "like", given="click", space="escm2_ips", counterfactual_weight=w
+                ),
+                f"'like'.*counterfactual_weight must be a number >= 0, got {w!r}",
+            )
+            for w in (-1.0, float("nan"), "1")
+        ],
+        (
+            lambda: sbmm.Objective("t", "lognormal", given="click", space="escm2_dr"),
+            "'t'.*'lognormal' objective cannot train on the entire space",
+        ),
+        (
+            lambda: sbmm.Objective("like", given="click", propensity_weighted=True),
+            "'like'.*propensity_weighted weighs the fit of an error imputation",
+        ),
+        (
+            lambda: sbmm.Objective(
+                "e", "regression", imputes="like", propensity_weighted="yes"
+            ),
+            "'e'.*propensity_weighted must be True or False, got 'yes'",
+        ),
     ],
 )
 def test_bad_declarations_are_refused_naming_the_objective(declare, match):
@@ -266,7 +339,7 @@ def feed():
     return data.train, data.valid
 
 
-@pytest.mark.parametrize("space", ["ips", "dr"])
+@pytest.mark.parametrize("space", ["ips", "dr", "escm2_dr"])
 def test_fit_and_fit_replicas_train_it_alike(feed, space):
     train, valid = feed
     declared = towers(space)
@@ -285,7 +358,8 @@ def test_fit_and_fit_replicas_train_it_alike(feed, space):
     for name, values in history.train_loss.items():
         expected = pytest.approx(values, rel=1e-5, abs=1e-6)
         assert replicas.histories[0].train_loss[name] == expected, name
-    names = {"total", "click", "like"} | ({"like_error"} if space == "dr" else set())
+    dr = space.endswith("dr")
+    names = {"total", "click", "like"} | ({"like_error"} if dr else set())
     assert set(history.train_loss) == names
     # (the IPS loss itself may rise as p̂ falls towards the click rate)
     assert history.train_loss["click"][-1] < history.train_loss["click"][0]
@@ -293,5 +367,5 @@ def test_fit_and_fit_replicas_train_it_alike(feed, space):
     scores = sbmm.evaluate(model, valid)
     clicked = int(valid.labels["click"].sum())
     assert scores["like"]["n"] == clicked and 0 < scores["like"]["auc"] < 1
-    if space == "dr":
+    if dr:
         assert scores["like_error"]["n"] == clicked and scores["like_error"]["loss"] > 0

@@ -79,7 +79,10 @@ def test_objective_losses_take_each_space_s_loss_in_declaration_order():
 
 
 def test_a_space_is_one_entry_and_an_unknown_one_is_named():
-    assert set(spaces.SPACES) == {"masked", "entire", "ips", "dr"}
+    assert {"masked", "entire", "ips", "dr", "escm2_ips", "escm2_dr"} <= set(
+        spaces.SPACES
+    )
+    assert all(space.name == name for name, space in spaces.SPACES.items())
     with pytest.raises(ValueError, match="'everywhere'"):
         sbmm.Objective("like", given="click", space="everywhere")
 
