@@ -1,4 +1,5 @@
-# make book       install what is needed, build the HTML book into _build/html
+# make book       install what is needed, build the HTML book into _build/html (a reader's
+#                 build: warnings are printed, not fatal; `make test` builds with -W)
 # make test       install what is needed, run the library tests, nbval over every chapter, and a -W book build
 # make notebooks  re-execute every chapter in place, storing the outputs of the current profile,
 #                 and write the numbers they glue into their prose
@@ -11,12 +12,15 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+KERNEL := $(VENV)/share/jupyter/kernels/python3/kernel.json
 NOTEBOOKS := $(wildcard book/*.ipynb)
 # Progress bars are for people: stored outputs and nbval runs are made without them.
 export TQDM_DISABLE := 1
 # The same digits on any x86 CPU: PyTorch's portable kernels instead of the AVX2 / AVX-512 ones
 # this CPU offers, and MKL's conditional numerical reproducibility. The stored outputs are made
 # this way and nbval re-executes them this way (measured: no slower for the book's small models).
+# The same two settings reach every other way in: the kernel the install step writes (below)
+# for JupyterLab and `jupyter execute`, and the root conftest.py for a bare `pytest`.
 export ATEN_CPU_CAPABILITY := default
 export MKL_CBWR := COMPATIBLE
 # The book's own runs hold its prose to its numbers: a claim that does not hold fails the run
@@ -25,22 +29,34 @@ export SBMM_STRICT_CLAIMS := 1
 
 .PHONY: install book test unit nbval notebooks bench browser-check clean
 
-install: $(STAMP)
+install: $(STAMP) $(KERNEL)
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -e .
-	$(PY) -m ipykernel install --sys-prefix --name python3 > /dev/null
 	# Build matplotlib's font cache now, so that its first-use notice never lands in a notebook's stderr.
 	MPLBACKEND=agg $(PY) -c "import matplotlib.pyplot"
 	touch $@
 
-book: $(STAMP)
-	$(VENV)/bin/jupyter-book build -W -n --keep-going .
+# The chapters' kernel, in .venv: named as the chapters name it ("Python 3"), so that
+# JupyterLab opens them unmodified, and started with the CPU settings above, so that a
+# chapter run in JupyterLab or by `jupyter execute` gives the stored digits.
+$(KERNEL): $(STAMP) Makefile
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3" \
+	  --env ATEN_CPU_CAPABILITY $(ATEN_CPU_CAPABILITY) --env MKL_CBWR $(MKL_CBWR) > /dev/null
+	touch $@
 
-test: $(STAMP)
+# A reader's build: Sphinx's warnings are printed and the book is built all the same, so
+# that a new warning from a later release of an unpinned Sphinx package does not stop it.
+# `make test` builds it with -W (tests/test_book.py), so CI fails on any warning.
+BOOK_FLAGS ?= -n --keep-going
+
+book: $(STAMP) $(KERNEL)
+	$(VENV)/bin/jupyter-book build $(BOOK_FLAGS) .
+
+test: $(STAMP) $(KERNEL)
 	$(PY) -m pytest tests
 	$(MAKE) nbval
 
@@ -52,11 +68,11 @@ unit: $(STAMP)
 # numbers are those of a chapter run alone.
 NBVAL_WORKERS ?= 2
 
-nbval: $(STAMP)
+nbval: $(STAMP) $(KERNEL)
 	$(PY) -m pytest -n $(NBVAL_WORKERS) --dist loadfile --nbval --nbval-current-env \
 	  --nbval-sanitize-with tests/sanitize.cfg $(NOTEBOOKS)
 
-notebooks: $(STAMP)
+notebooks: $(STAMP) $(KERNEL)
 	cd book && for nb in $(notdir $(NOTEBOOKS)); do \
 	  ../$(VENV)/bin/jupyter execute --inplace --timeout=1800 $$nb || exit 1; \
 	done

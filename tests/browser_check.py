@@ -12,19 +12,40 @@ already installs). On each page it checks that:
   and no raw TeX (``$``, ``\\(``, ``\\[``) left in the text outside code;
 - at 420 px, the navigation button (☰) opens the site navigation, and the
   page-contents button, where a page has one, opens the page's contents;
-- the browser logs no console error, failed request or uncaught exception.
+- the browser logs no console error, failed request or uncaught exception;
 
-Screenshots go to ``_build/browser-check/``: ``<page>-<width>.png`` for each page
-and width (at its first math, if any), and ``<page>-420-nav.png`` with the
-navigation open. It prints one
-line per page and width, then a summary, and exits with 1 if anything failed.
+and what a reader sees (the design's "phone readers see whole pages"):
+
+- at 420 px, the page is no wider than the screen (it would pan sideways), and
+  each display equation fits its column or scrolls in its own box and shows that
+  it does (the book's edge shadow, _static/sbmm.css); none is cut;
+- at 420 px, each figure's smallest text shows at 9 CSS px or more: the size the
+  figure's PNG records (sbmm/book/figures.py) times its shown / natural width;
+- a results table's cells stay on one line (no value stacked over several), and
+  neighbouring columns keep apart;
+- every character of the page's text has a glyph (none drawn as the missing-glyph
+  box), the Chinese included, without a CJK font on the machine;
+- every image has an alt text, not its file name.
+
+Then it opens every chapter in JupyterLab (the project's own, started on
+127.0.0.1 with a throwaway settings folder) and checks that the chapter opens
+unmodified once its kernel is up, that its MyST is rendered (no raw ``{cite:p}``,
+``{term}`` or ``:class: dropdown`` left in a Markdown cell: jupyterlab-myst is
+loaded), and that its exercise hints are closed.
+
+Screenshots go to ``_build/browser-check/``: ``<page>-<width>.png``, the whole page
+at each width, ``<page>-420-nav.png`` with the navigation open, and
+``lab-<chapter>.png``. It prints one line per page and width and per chapter in
+JupyterLab, then a summary, and exits with 1 if anything failed.
 """
 
 import base64
 import functools
 import http.server
 import json
+import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +59,15 @@ from pathlib import Path
 import websocket
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from sbmm.book.figures import (  # noqa: E402  (the book's figure style, from ROOT)
+    MIN_TEXT_PX,
+    SMALLEST_TEXT_KEY,
+    SMALLEST_WHAT_KEY,
+    png_record,
+)
+
+PHONE = 420  # the width at which a page must fit and its figures stay legible
 WIDTHS = (1400, 420)
 HEIGHT = 900
 CHROMIUM = "/usr/bin/chromium"
@@ -97,11 +127,159 @@ MATHJAX_DONE = """
   ? MathJax.startup.promise.then(() => true) : false
 """
 
-# Screenshots show a page's first math where it has some, else its top.
-SHOW_MATH = """
+# What a reader sees: the page's width and what sticks out of it, display equations
+# (cut, or scrolling with or without a sign), figures' shown and natural widths,
+# results tables' wrapped cells and touching columns, and alt texts.
+READER_FACTS = r"""
 (() => {
-  const math = document.querySelector("mjx-container");
-  if (math) math.scrollIntoView({block: "center"}); else window.scrollTo(0, 0);
+  const root = document.documentElement;
+  const viewport = root.clientWidth;
+  const describe = (e) => `<${e.tagName.toLowerCase()}${e.className && typeof
+    e.className === "string" ? " class=" + e.className.split(" ")[0] : ""}> ${
+    (e.textContent || "").trim().slice(0, 50)}`;
+  // what makes the page wide: the outermost elements past the right edge that no
+  // box around them scrolls or clips
+  const wide = [];
+  if (root.scrollWidth > viewport) {
+    for (const e of document.body.querySelectorAll("*")) {
+      const box = e.getBoundingClientRect();
+      if (box.width === 0 || box.right <= viewport + 0.5) continue;
+      if (["absolute", "fixed"].includes(getComputedStyle(e).position)) continue;
+      let inside = false;
+      for (let a = e.parentElement; a && a !== document.body; a = a.parentElement) {
+        if (getComputedStyle(a).overflowX !== "visible" || wide.includes(a)) {
+          inside = true;
+          break;
+        }
+      }
+      if (!inside) wide.push(e);
+    }
+  }
+  const tex = (m) => {
+    const items = window.MathJax && MathJax.startup && MathJax.startup.document
+      ? MathJax.startup.document.getMathItemsWithin(m) : [];
+    return (items.length ? items[0].math : m.textContent).trim().slice(0, 60);
+  };
+  // a display equation: its drawing, and the nearest box around it that is
+  // narrower and does not let it show (clips or scrolls)
+  const equations = [];
+  for (const m of document.querySelectorAll('mjx-container[display="true"]')) {
+    const svg = m.querySelector("svg");
+    if (!svg) continue;
+    const drawn = svg.getBoundingClientRect();
+    let box = null;
+    for (let a = m; a && a !== document.body; a = a.parentElement) {
+      const style = getComputedStyle(a);
+      if (style.overflowX === "visible") continue;
+      const r = a.getBoundingClientRect();
+      if (drawn.width > a.clientWidth + 1 || drawn.right > r.right + 1) {
+        box = {
+          column: a.clientWidth,
+          scrolls: ["auto", "scroll"].includes(style.overflowX),
+          // the edge shadow of _static/sbmm.css: backgrounds fixed to the content
+          shows: style.backgroundAttachment.includes("local"),
+        };
+        break;
+      }
+    }
+    if (box === null && drawn.right > viewport + 1) {
+      box = {column: viewport, scrolls: false, shows: false};
+    }
+    if (box) equations.push({tex: tex(m), width: Math.round(drawn.width), ...box});
+  }
+  const figures = Array.from(document.querySelectorAll(".cell_output img")).map(
+    (img) => ({
+      src: img.currentSrc || img.src,
+      natural: img.naturalWidth,
+      shown: img.getBoundingClientRect().width,
+    }));
+  const alts = Array.from(document.images).map((img) => ({
+    src: img.getAttribute("src"),
+    alt: img.getAttribute("alt"),
+  }));
+  // results tables (a cell's HTML output): cells wrapped over lines, and neighbours
+  // whose text comes within 6 px
+  const tables = [];
+  for (const table of document.querySelectorAll(".cell_output table")) {
+    let wrapped = 0, touching = 0, example = "";
+    for (const row of table.rows) {
+      let last = null;
+      for (const cell of row.cells) {
+        const range = document.createRange();
+        range.selectNodeContents(cell);
+        const text = range.getBoundingClientRect();
+        const lines = range.getClientRects();
+        const tops = new Set(Array.from(lines).map((r) => Math.round(r.top)));
+        if (tops.size > 1) {
+          wrapped += 1;
+          example = example || cell.textContent.trim();
+        }
+        if (last && text.width > 0 && text.left - last.right < 6) {
+          touching += 1;
+          example = example || cell.textContent.trim();
+        }
+        if (text.width > 0) last = text;
+      }
+    }
+    if (wrapped || touching) {
+      const caption = table.caption ? table.caption.textContent.trim() : "";
+      tables.push({caption: caption.slice(0, 50), wrapped, touching, example});
+    }
+  }
+  return {
+    width: root.scrollWidth,
+    viewport,
+    wide: wide.slice(0, 3).map(describe),
+    equations,
+    figures,
+    alts,
+    tables,
+  };
+})()
+"""
+
+# Every character of the page's text (outside scripts and MathJax's drawings) drawn
+# in the font its element asks for, beside what the same font draws for a character
+# no font has (U+0378, unassigned): a character whose drawing is that same
+# missing-glyph box, or no ink at all, has no glyph. Web fonts are loaded first.
+MISSING_GLYPHS = r"""
+(async () => {
+  await document.fonts.ready;
+  const skip = "script, style, noscript, mjx-container, svg, .MathJax";
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const wanted = new Map();  // font -> set of characters
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const parent = node.parentElement;
+    if (!parent || parent.closest(skip)) continue;
+    const chars = Array.from(node.textContent).filter(
+      (c) => c.codePointAt(0) > 0x7e && !/[\s­​-‏⁠️]/.test(c));
+    if (!chars.length) continue;
+    const style = getComputedStyle(parent);
+    const font = `${style.fontStyle} ${style.fontWeight} 32px ${style.fontFamily}`;
+    if (!wanted.has(font)) wanted.set(font, new Set());
+    chars.forEach((c) => wanted.get(font).add(c));
+  }
+  const canvas = document.createElement("canvas");
+  canvas.width = canvas.height = 48;
+  const context = canvas.getContext("2d", {willReadFrequently: true});
+  const draw = (font, c) => {
+    context.clearRect(0, 0, 48, 48);
+    context.font = font;
+    context.fillText(c, 4, 36);
+    return context.getImageData(0, 0, 48, 48).data.join(",");
+  };
+  const missing = new Set();
+  for (const [font, chars] of wanted) {
+    const text = Array.from(chars).join("");
+    await document.fonts.load(font, text).catch(() => null);
+    const nothing = draw(font, "͸");
+    const blank = new Uint8ClampedArray(48 * 48 * 4).join(",");
+    for (const c of chars) {
+      const drawn = draw(font, c);
+      if (drawn === nothing || drawn === blank) missing.add(c);
+    }
+  }
+  return Array.from(missing).join("");
 })()
 """
 
@@ -214,6 +392,20 @@ class DevTools:
     def screenshot(self, path: Path) -> None:
         """Save the viewport as a PNG."""
         data = self.call("Page.captureScreenshot", format="png")["data"]
+        path.write_bytes(base64.b64decode(data))
+
+    def screenshot_page(self, path: Path) -> None:
+        """Save the whole page, top to bottom, as a PNG."""
+        width, height = self.evaluate(
+            "[document.documentElement.clientWidth,"
+            " document.documentElement.scrollHeight]"
+        )
+        data = self.call(
+            "Page.captureScreenshot",
+            format="png",
+            captureBeyondViewport=True,
+            clip={"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
+        )["data"]
         path.write_bytes(base64.b64decode(data))
 
     def click(self, x: float, y: float) -> None:
@@ -357,9 +549,15 @@ def check_page(
         )
     problems += [f"MathJax error: {error}" for error in facts["mathErrors"]]
     problems += [f"raw TeX in the text: {text!r}" for text in facts["rawTex"]]
+    problems += reader_problems(tab.evaluate(READER_FACTS), width, html)
+    if width == max(WIDTHS):  # the same text and fonts at every width
+        if missing := tab.evaluate(MISSING_GLYPHS):
+            problems.append(
+                f"no glyph for {len(missing)} characters, drawn as boxes: {missing}"
+            )
     name = page.removesuffix(".html").replace("/", "-")
-    tab.evaluate(SHOW_MATH)
-    tab.screenshot(shots / f"{name}-{width}.png")
+    tab.evaluate("window.scrollTo(0, 0)")
+    tab.screenshot_page(shots / f"{name}-{width}.png")
     if width < 992:
         why = check_toggle(tab, ".primary-toggle", "pst-primary-sidebar-modal")
         if why:
@@ -373,6 +571,79 @@ def check_page(
                 problems.append(why)
             close_dialogs(tab)
     problems += console_problems(tab.events, base)
+    return problems
+
+
+def local_file(url: str, html: Path) -> Path:
+    """The built file a URL of the served book points at."""
+    return html / urllib.parse.unquote(urllib.parse.urlsplit(url).path).lstrip("/")
+
+
+def figure_problem(figure: dict, html: Path) -> str | None:
+    """Why a figure's smallest text shows under MIN_TEXT_PX on a phone, or None."""
+    name = Path(urllib.parse.urlsplit(figure["src"]).path).name
+    if not figure["natural"] or not figure["shown"]:
+        return None  # not loaded, or not shown: reported elsewhere
+    record = png_record(local_file(figure["src"], html))
+    if SMALLEST_TEXT_KEY not in record:
+        return (
+            f"figure {name} records no text size: drawn before the book's figure "
+            "style (sbmm/book/figures.py); re-execute its chapter"
+        )
+    shown = float(record[SMALLEST_TEXT_KEY]) * figure["shown"] / figure["natural"]
+    if shown < MIN_TEXT_PX:
+        return (
+            f"figure {name}: its smallest text ({record.get(SMALLEST_WHAT_KEY, '?')}) "
+            f"shows at {shown:.1f} px at {PHONE} px, under {MIN_TEXT_PX:g} px "
+            f"(shown at {figure['shown']:.0f} of {figure['natural']} px)"
+        )
+    return None
+
+
+def reader_problems(facts: dict, width: int, html: Path) -> list[str]:
+    """What a reader at this width would see wrong, from READER_FACTS."""
+    problems = []
+    if width <= PHONE:
+        if facts["width"] > facts["viewport"]:
+            problems.append(
+                f"the page is {facts['width']} px wide on a {facts['viewport']} px "
+                f"screen; past its edge: {' | '.join(facts['wide']) or '?'}"
+            )
+        for eq in facts["equations"]:
+            if not eq["scrolls"]:
+                why = "cut"
+            elif not eq["shows"]:
+                why = "cut, scrolling with no sign that it does"
+            else:
+                continue
+            problems.append(
+                f"display equation {eq['width']} px wide in a {eq['column']} px "
+                f"column, {why}: {eq['tex']!r}"
+            )
+        problems += [
+            why for figure in facts["figures"] if (why := figure_problem(figure, html))
+        ]
+    for table in facts["tables"]:
+        what = []
+        if table["wrapped"]:
+            what.append(f"{table['wrapped']} cells wrap over lines")
+        if table["touching"]:
+            what.append(f"{table['touching']} cells touch their neighbour")
+        problems.append(
+            f"results table {table['caption']!r}: {', '.join(what)} "
+            f"(e.g. {table['example']!r})"
+        )
+    for image in facts["alts"] if width == max(WIDTHS) else []:  # once a page
+        alt = (image["alt"] or "").strip()
+        if not alt or alt.endswith(Path(image["src"] or "").name):
+            problems.append(
+                f"image without an alt text: {Path(image['src'] or '').name}"
+                + (
+                    " (the chapter's figures get one when it is re-executed)"
+                    if "_images/" in (image["src"] or "")
+                    else ""
+                )
+            )
     return problems
 
 
@@ -420,6 +691,119 @@ def open_tab(port: int) -> DevTools:
     return tab
 
 
+# A chapter in JupyterLab, once it has rendered: the kernel's state, whether the
+# document is marked modified, MyST left raw in rendered Markdown, and open hints.
+LAB_STATE = r"""
+(() => {
+  const indicator = document.querySelector(".jp-Notebook-ExecutionIndicator");
+  const rendered = Array.from(document.querySelectorAll(
+    ".jp-MarkdownCell .jp-RenderedMarkdown, .jp-MarkdownCell .jp-RenderedHTMLCommon"));
+  // a role's name in braces (Markdown eats its backticks), or a directive's option
+  const raw = /\{(cite(:p|:t)?|term|ref|numref|doc)\}|:class: dropdown/;
+  return {
+    kernel: indicator ? indicator.getAttribute("data-status") : null,
+    markdown: rendered.length,
+    dirty: document.querySelectorAll(".lm-TabBar-tab.jp-mod-dirty").length,
+    raw: rendered.map((e) => e.innerText.match(raw)).filter(Boolean)
+      .map((m) => m.input.slice(Math.max(0, m.index - 30), m.index + 40)),
+    open: document.querySelectorAll(".jp-MarkdownCell details[open]").length,
+  };
+})()
+"""
+
+# JupyterLab's settings for the check: every cell rendered (no windowing, so that
+# all of a chapter's Markdown is there to read), and no news or update requests.
+LAB_SETTINGS = {
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {
+        "windowingMode": "none"
+    },
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+        "fetchNews": "false",
+        "checkForUpdates": False,
+    },
+}
+
+
+def chapters() -> list[str]:
+    """The notebooks _toc.yml lists, as paths from the repository's root."""
+    toc = (ROOT / "_toc.yml").read_text(encoding="utf-8")
+    names = [
+        line.split("file:", 1)[1].strip()
+        for line in toc.splitlines()
+        if "file:" in line
+    ]
+    return [f"{name}.ipynb" for name in names if (ROOT / f"{name}.ipynb").exists()]
+
+
+def start_lab(settings: Path) -> tuple[subprocess.Popen, str]:
+    """Start the project's JupyterLab on a free local port; the process and its URL."""
+    for path, values in LAB_SETTINGS.items():
+        (settings / path).parent.mkdir(parents=True, exist_ok=True)
+        (settings / path).write_text(json.dumps(values))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    lab = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            "--ServerApp.token=",
+            "--ServerApp.password=",
+            f"--ServerApp.root_dir={ROOT}",
+            "--allow-root",
+        ],
+        env={
+            **os.environ,
+            "JUPYTERLAB_SETTINGS_DIR": str(settings / "settings"),
+            "JUPYTERLAB_WORKSPACES_DIR": str(settings / "workspaces"),
+        },
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url + "api/status", timeout=2).close()
+            return lab, url
+        except OSError:
+            if lab.poll() is not None or time.monotonic() > deadline:
+                lab.kill()
+                raise RuntimeError("JupyterLab did not start") from None
+            time.sleep(0.5)
+
+
+def check_in_lab(tab: DevTools, url: str, chapter: str, shots: Path) -> list[str]:
+    """Open a chapter in JupyterLab; the problems a reader there would see."""
+    tab.call(
+        "Emulation.setDeviceMetricsOverride",
+        width=max(WIDTHS),
+        height=HEIGHT,
+        deviceScaleFactor=1,
+        mobile=False,
+    )
+    tab.call("Page.navigate", url=f"{url}lab/tree/{chapter}?reset")
+    deadline, idle = time.monotonic() + 90, 0
+    while idle < 4:  # rendered, and the kernel idle for two seconds
+        tab.settle(0.5)
+        state = tab.evaluate(LAB_STATE)
+        idle = idle + 1 if state["markdown"] and state["kernel"] == "idle" else 0
+        if time.monotonic() > deadline:
+            return [f"no rendered chapter with an idle kernel within 90 s: {state}"]
+    tab.screenshot(shots / f"lab-{Path(chapter).stem}.png")
+    problems = []
+    if state["dirty"]:
+        problems.append("the chapter opens marked modified")
+    problems += [f"MyST shown raw: {text!r}" for text in state["raw"]]
+    if state["open"]:
+        problems.append(f"{state['open']} exercise hints are open")
+    return problems
+
+
 def main(html: Path) -> int:
     """Check every page at every width; 0 if all is well, 1 if not."""
     if not (html / "index.html").exists():
@@ -448,13 +832,27 @@ def main(html: Path) -> int:
                     print(f"{page} at {width} px: {status}")
                     for problem in problems:
                         print(f"    {problem}")
+            with tempfile.TemporaryDirectory(prefix="browser-check-lab-") as folder:
+                lab, url = start_lab(Path(folder))
+                try:
+                    for chapter in chapters():
+                        problems = check_in_lab(tab, url, chapter, shots)
+                        failed += bool(problems)
+                        status = "ok" if not problems else f"{len(problems)} problem(s)"
+                        print(f"{chapter} in JupyterLab: {status}")
+                        for problem in problems:
+                            print(f"    {problem}")
+                finally:
+                    lab.terminate()
+                    lab.wait(timeout=TIMEOUT)
         finally:
             browser.terminate()
             browser.wait(timeout=TIMEOUT)
             server.shutdown()
-    checks = len(pages) * len(WIDTHS)
+    checks = len(pages) * len(WIDTHS) + len(chapters())
     print(
-        f"{len(pages)} pages at {', '.join(map(str, WIDTHS))} px: "
+        f"{len(pages)} pages at {', '.join(map(str, WIDTHS))} px and "
+        f"{len(chapters())} chapters in JupyterLab: "
         f"{checks - failed} of {checks} checks passed; screenshots in {shots}"
     )
     return 1 if failed else 0
