@@ -27,7 +27,7 @@ def learning_curves(
     horizontal line per named floor (a reference level such as the loss of predicting
     the mean)."""
     if ax is None:
-        _, ax = plt.subplots(figsize=(7, 4))
+        _, ax = plt.subplots(figsize=(6.5, 4))
     for name, values in curves.items():
         ax.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=name)
     for i, (name, level) in enumerate((floors or {}).items()):
@@ -82,7 +82,7 @@ def plot_paired(
         for label, pair in a.items()
     }
     if ax is None:
-        _, ax = plt.subplots(figsize=(min(7.5, 1.6 * len(comparisons) + 2.5), 4))
+        _, ax = plt.subplots(figsize=(min(6.5, 1.6 * len(comparisons) + 2.5), 4))
     rng = np.random.default_rng(0)
     legend = set()
     for i, c in enumerate(comparisons.values()):
