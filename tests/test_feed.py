@@ -8,6 +8,7 @@ import pytest
 import torch
 from scipy import integrate
 from scipy.special import expit
+from scipy.stats import spearmanr
 
 import sbmm
 from sbmm.anchors import anchor_table
@@ -242,6 +243,9 @@ def test_clickbait_makes_clicked_items_a_biased_sample_of_quality():
         ({"n_tags": 3, "max_tags": 4}, "max_tags"),
         ({"n_tags": 40_000}, "n_tags"),
         ({"play_time_sigma": 0.0}, "play_time_sigma"),
+        ({"duration_spread": 0.0}, "duration_spread"),
+        ({"duration_spread": -1.0}, "duration_spread"),
+        ({"duration_spread": float("inf")}, "duration_spread"),
         ({"split": (0.5, 0.2)}, "split"),
         ({"clickbiat": 1.0}, "clickbiat"),
     ],
@@ -515,3 +519,37 @@ def test_attainable_truth_averages_over_the_unobserved_selection(selection):
         if name in ("p_click_given_stay", "p_like_given_click", "p_click"):
             z_wrong = np.abs(mean - noise_only[name]) / se
             assert z_wrong.max() > 10, f"{name}: too few draws to see u matter"
+
+
+def test_duration_spread_changes_the_play_time_and_nothing_else():
+    plain, spread = (
+        FeedSimulator(duration_spread=d).simulate(5_000, seed=0) for d in (1.0, 3.0)
+    )
+    for name, column in plain.features.items():
+        if name == "duration":  # a z-score of the log duration: equal to rounding
+            torch.testing.assert_close(spread.features[name], column)
+        else:
+            assert torch.equal(spread.features[name], column), name
+    for name in ("stay", "click", "like", "stay_time"):
+        assert torch.equal(plain.labels[name], spread.labels[name]), name
+    for name in ("p_stay", "stay_time_given_stay", "p_click", "p_like_given_click"):
+        for column in (name, "attainable_" + name):
+            assert torch.equal(plain.truth[column], spread.truth[column]), column
+    log_mean = {  # the log of the expected play time after a click: (N,)
+        d: data.truth["play_time_given_click"].double().log()
+        for d, data in ((1, plain), (3, spread))
+    }
+    ratio = float(log_mean[3].std() / log_mean[1].std())
+    assert 2.0 < ratio < 3.0, ratio  # durations 3 times as spread, fractions the same
+
+
+def test_duration_spread_decouples_watch_time_from_clicks():
+    """Spearman of the true p_click with the true expected play time per impression:
+    0.94 in the default world, falling as durations spread."""
+    rho = []
+    for d in (1.0, 2.0, 3.0):
+        t = FeedSimulator(duration_spread=d).simulate(50_000, seed=0).truth
+        watch = t["p_click"].double() * t["play_time_given_click"].double()
+        rho.append(spearmanr(t["p_click"].numpy(), watch.numpy())[0])
+    assert rho[0] > 0.9, rho
+    assert rho[0] > rho[1] + 0.05 > rho[2] + 0.1 and rho[2] < 0.8, rho
