@@ -56,7 +56,9 @@ def scores(objective: Objective, prediction: Tensor, y: Tensor) -> dict[str, flo
     """The metrics of `objective`'s kind, of raw outputs `prediction` (N, ...) against
     labels `y` (N, ...), scored on the expectation the kind reads from the outputs
     (σ(logit), the value, e^{μ + σ²/2}), plus "n"; {"n": 0} with no rows. A
-    ValueError naming the objective when a prediction is not finite."""
+    ValueError naming the objective when a prediction is not finite, and a
+    FloatingPointError (a diverged run, as `sweep_lr` counts it) when the mean read
+    from finite outputs overflows."""
     y = y.detach().double().cpu().numpy()
     p = prediction.detach().double().cpu()
     n = len(y)
@@ -69,6 +71,11 @@ def scores(objective: Objective, prediction: Tensor, y: Tensor) -> dict[str, flo
         )
     kind = kinds.get(objective.kind)
     mean = kind.mean(p).numpy()
+    if not np.isfinite(mean).all():  # e^{μ + σ²/2} past float range: diverged
+        raise FloatingPointError(
+            f"objective {objective.name!r}: the mean the model predicts overflows "
+            f"on {int((~np.isfinite(mean)).sum())} rows (has training diverged?)"
+        )
     return {**{m: kind.metric(m, y, mean) for m in kind.metrics}, "n": n}
 
 

@@ -213,3 +213,15 @@ def test_a_conditional_objective_starts_at_its_rate_given_its_chain():
         bias = {t: torch.sigmoid(model.towers[t][-1].bias).item() for t in "tv"}
         assert bias["v"] == pytest.approx(rate.item())
         assert bias["t"] == pytest.approx(click.mean().item())
+
+
+def test_a_lognormal_mean_that_overflows_is_a_divergence_naming_the_objective():
+    # finite outputs (μ, log σ) whose mean e^{μ + σ²/2} is past float range: the
+    # run diverged, as sweep_lr counts it (FloatingPointError), not an sklearn error
+    from sbmm.metrics import scores
+
+    t = sbmm.Objective("t", "lognormal")
+    outputs = torch.tensor([[0.0, 0.0], [1.0, 6.0]])  # σ = e^6: σ²/2 ≈ 81,000
+    with pytest.raises(FloatingPointError, match="'t'.*overflows on 1 rows"):
+        scores(t, outputs, torch.tensor([1.0, 2.0]))
+    assert math.isfinite(scores(t, outputs[:1], torch.tensor([1.0]))["rmse"])
