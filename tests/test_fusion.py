@@ -5,12 +5,16 @@ from sklearn.metrics import ndcg_score, roc_auc_score
 from sbmm import fusion
 from sbmm.data import FeedSimulator
 from sbmm.fusion import (
+    SEARCHES,
     UTILITY,
     Utility,
     gauc,
+    joint,
     ndcg,
     product,
     rank_fusion,
+    reciprocal_ranks,
+    search,
     truth_inputs,
     weighted_sum,
 )
@@ -187,3 +191,117 @@ def test_the_product_refuses_predictions_that_are_not_positive():
 def test_rank_fusion_refuses_a_k_that_is_not_a_number_at_least_0(k):
     with pytest.raises(ValueError, match=f"k must be a finite number >= 0, got {k!r}"):
         rank_fusion(P, {"click": 1.0}, k=k)
+
+
+def test_the_utility_is_the_weighted_sum_of_the_joint_terms_at_its_weights(requests):
+    truth = truth_inputs(requests)
+    terms = joint(truth)
+    assert terms["play_time"] == pytest.approx(truth["click"] * truth["play_time"])
+    assert terms["like"] == pytest.approx(truth["click"] * truth["like"])
+    assert terms["stay_time"] == pytest.approx(truth["stay"] * truth["stay_time"])
+    assert terms["click"] == pytest.approx(truth["click"])  # not given anything
+    gains = UTILITY.expected(truth)
+    by_joint = weighted_sum(terms, UTILITY.weights)
+    assert by_joint == pytest.approx(gains)
+    assert (np.argsort(-by_joint, 1) == np.argsort(-gains, 1)).all()  # same order
+    # the same weights on the heads (conditionals) rank otherwise
+    assert ndcg(weighted_sum(truth, UTILITY.weights), gains, k=10) < 0.99
+
+
+def test_joint_needs_what_each_input_is_given():
+    with pytest.raises(ValueError, match=r"\['like'\] need the predictions of what"):
+        joint({"like": LIKE})
+    assert joint({"click": CLICK, "like": LIKE})["like"] == pytest.approx(CLICK * LIKE)
+
+
+def test_rank_fusion_is_the_weighted_sum_of_reciprocal_ranks():
+    weights = {"click": 2.0, "like": 1.0}
+    ranks = reciprocal_ranks(P, k=1.0)
+    assert ranks["click"] == pytest.approx(np.array([[1 / 2, 1 / 3, 1 / 4]]))
+    assert rank_fusion(P, weights, k=1.0) == pytest.approx(weighted_sum(ranks, weights))
+
+
+def test_ndcg_counts_a_request_without_gains_as_0_and_reads_k_past_the_end():
+    rng = np.random.default_rng(1)
+    gains, scores = rng.random((20, 6)), rng.normal(size=(20, 6))
+    gains[3] = 0.0
+    for k in (1, 4, 6, 9):
+        assert ndcg(scores, gains, k=k) == pytest.approx(ndcg_score(gains, scores, k=k))
+    with pytest.raises(ValueError, match="k must be an integer >= 1, got 0"):
+        ndcg(scores, gains, k=0)
+
+
+def bowl(point):  # highest (0) at x = 0.3, y = -1
+    return -((point["x"] - 0.3) ** 2) - (point["y"] + 1.0) ** 2
+
+
+BOUNDS = {"x": (-2.0, 2.0), "y": (-2.0, 2.0)}
+
+
+@pytest.mark.parametrize("method", [m for m in SEARCHES if m != "gp"])
+def test_every_search_climbs_the_bowl_and_keeps_every_evaluation(method):
+    found = search(bowl, BOUNDS, method, 100, seed=0)
+    assert found.names == ("x", "y") and found.points.shape == (100, 2)
+    assert found.values == pytest.approx(
+        [bowl(dict(zip("xy", p))) for p in found.points]
+    )
+    assert (np.abs(found.points) <= 2).all()
+    assert bowl(found.best) == found.values.max() > -0.1
+    assert (np.diff(found.best_so_far()) >= 0).all()
+    assert found.best_so_far()[-1] == found.values.max()
+    again = search(bowl, BOUNDS, method, 100, seed=0)
+    other = search(bowl, BOUNDS, method, 100, seed=1)
+    assert (again.values == found.values).all()  # seeded: it repeats exactly
+    assert (other.values != found.values).any()
+
+
+def test_the_gaussian_process_search_proposes_from_its_model_and_repeats():
+    # 10 random draws start it; each later proposal refits the process (slow: one)
+    found = search(bowl, BOUNDS, "gp", 11, seed=0)
+    assert found.points.shape == (11, 2) and (np.abs(found.points) <= 2).all()
+    again = search(bowl, BOUNDS, "gp", 11, seed=0)
+    assert (again.values == found.values).all()
+
+
+def test_evaluations_to_counts_until_the_target_is_first_reached():
+    found = fusion.Search(("x",), np.zeros((4, 1)), np.array([0.1, 0.5, 0.3, 0.9]))
+    assert found.evaluations_to(0.4) == 2
+    assert found.evaluations_to(0.9) == 4
+    assert found.evaluations_to(1.0) == float("inf")
+    assert found.best_so_far() == pytest.approx([0.1, 0.5, 0.5, 0.9])
+
+
+def test_a_bayesian_search_needs_fewer_evaluations_than_random_draws():
+    needed = {
+        m: np.median(
+            [
+                search(bowl, BOUNDS, m, 100, seed=s).evaluations_to(-0.02)
+                for s in range(5)
+            ]
+        )
+        for m in ("tpe", "random")
+    }
+    assert needed["tpe"] < needed["random"]
+
+
+def test_a_search_leaves_optunas_log_level_as_it_found_it():
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+    search(bowl, BOUNDS, "tpe", 3, seed=0)
+    assert optuna.logging.get_verbosity() == optuna.logging.INFO
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"method": "grid"}, "method must be one of"),
+        ({"evaluations": 0}, "evaluations must be an integer >= 1"),
+        ({"bounds": {"x": (1.0, 1.0)}}, "low < high"),
+        ({"bounds": {}}, "bounds must map names"),
+    ],
+)
+def test_bad_searches_are_refused(options, message):
+    given = {"bounds": BOUNDS, "method": "random", "evaluations": 5, **options}
+    with pytest.raises(ValueError, match=message):
+        search(bowl, given["bounds"], given["method"], given["evaluations"], seed=0)
