@@ -11,8 +11,15 @@ import torch  # noqa: E402
 from matplotlib.collections import PathCollection  # noqa: E402
 from matplotlib.container import ErrorbarContainer  # noqa: E402
 from scipy import stats  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
 
-from sbmm.compare import Comparison, compare, mean_interval  # noqa: E402
+from sbmm.compare import (  # noqa: E402
+    Comparison,
+    TestRows,
+    bonferroni,
+    compare,
+    mean_interval,
+)
 from sbmm.plot import plot_paired  # noqa: E402
 
 REPEATS, SEEDS, TRUE_DIFFERENCE = 400, 10, 0.01
@@ -227,3 +234,178 @@ def test_higher_is_better_must_be_a_bool(flag):
         compare([1.0, 2.0, 3.0], [0.0, 1.0, 1.5], higher_is_better=flag)
     verdict = compare([1.0, 2.0, 3.0], [0.0, 1.0, 1.5], higher_is_better=np.bool_(0))
     assert verdict.verdict == "worse" and verdict.higher_is_better is False
+
+
+# Test rows as well as seeds: a binormal world where the truth is known. A row's latent
+# score z carries the label with mean MU, a second feature v with mean MV; model A
+# reads v with weight GAMMA_A, model B with GAMMA_B (a systematic difference, shared by
+# every seed and carried by the rows drawn); seed k adds c_k · u (a seed effect shared
+# by both models) and each model and seed its own noise.
+MU, MV, ROWS = 1.0, 1.0, 1000
+
+
+def population_auc(c: np.ndarray, gamma: float, noise: float) -> np.ndarray:
+    """AUC of z + gamma · v + c · u + noise · ε over the whole population."""
+    spread = np.sqrt(2 * (1 + gamma**2 + c**2 + noise**2))
+    return stats.norm.cdf((MU + gamma * MV) / spread)
+
+
+def true_aucs(seed_sd: float, gamma_a: float, gamma_b: float, noise: float):
+    """E over seeds of the population AUC of A, and of A's minus B's
+    (Gauss-Hermite)."""
+    x, w = np.polynomial.hermite_e.hermegauss(60)
+    a = population_auc(seed_sd * x, gamma_a, noise)
+    b = population_auc(seed_sd * x, gamma_b, noise)
+    return float((w * a).sum() / w.sum()), float((w * (a - b)).sum() / w.sum())
+
+
+def scored_world(rng, seed_sd, gamma_a, gamma_b, noise, seeds=SEEDS, draws=200):
+    """One experiment: ROWS test rows, both models' RowAUC over `seeds` seeds."""
+    y = rng.random(ROWS) < 0.2
+    z, v, u = rng.normal(size=(3, ROWS)) + np.array([[MU], [MV], [0]]) * y
+    c = rng.normal(0, seed_sd, (seeds, 1))
+    a = z + gamma_a * v + c * u + noise * rng.normal(size=(seeds, ROWS))
+    b = z + gamma_b * v + c * u + noise * rng.normal(size=(seeds, ROWS))
+    rows = TestRows(y, draws=draws, seed=int(rng.integers(2**31)))
+    return rows.auc(a), rows.auc(b)
+
+
+def test_test_rows_score_every_resampling_as_sklearn_does():
+    rng = np.random.default_rng(3)
+    y = rng.random(300) < 0.2
+    scores = rng.normal(size=(3, 300)).round(1)  # rounded: many ties
+    rows = TestRows(torch.tensor(y), draws=100, seed=7)
+    auc = rows.auc(torch.tensor(scores))
+    assert auc.values == pytest.approx([roc_auc_score(y, s) for s in scores])
+    drawn = np.random.default_rng(7).integers(0, 300, (100, 300))  # the same draws
+    for draw in (0, 1, 99):
+        idx = drawn[draw]
+        expected = [roc_auc_score(y[idx], s[idx]) for s in scores]
+        assert auc.draws[draw] == pytest.approx(expected)
+    assert auc.draws.shape == (100, 3) and len(rows) == 300 and rows.draws == 100
+    one = rows.auc(scores[0])  # one seed's (rows,) scores
+    assert one.values == pytest.approx(auc.values[:1])
+
+
+@pytest.fixture(scope="module")
+def row_experiments() -> dict:
+    """Per world, 150 experiments: (A − B over rows and seeds, A − B over seeds alone,
+    A's mean AUC over rows and seeds), and the truths (A's AUC, A − B)."""
+    worlds = {  # (seed sd, gamma A, gamma B, each model's own noise)
+        "rows matter": (0.3, 0.6, 0.4, 0.1),
+        "seeds only": (0.5, 0.5, 0.5, 0.3),
+    }
+    rng = np.random.default_rng(20240602)
+    experiments = {}
+    for name, world in worlds.items():
+        runs = []
+        for _ in range(150):
+            a, b = scored_world(rng, *world)
+            runs.append((compare(a, b), compare(a.values, b.values), mean_interval(a)))
+        experiments[name] = (runs, true_aucs(*world))
+    return experiments
+
+
+def test_rows_and_seeds_interval_covers_the_truth_at_its_nominal_rate(
+    row_experiments,
+):
+    standard_error = math.sqrt(0.95 * 0.05 / 150)
+    for runs, (auc, gap) in row_experiments.values():
+        covered = [r.interval[0] <= gap <= r.interval[1] for r, _, _ in runs]
+        assert abs(np.mean(covered) - 0.95) <= 3 * standard_error
+        covered = [low <= auc <= high for _, _, (low, high) in runs]
+        assert abs(np.mean(covered) - 0.95) <= 3 * standard_error
+    # Where the models differ on which rows they rank well, the seeds' interval alone
+    # misses the truth far more often than 5% of the time.
+    runs, (_, gap) = row_experiments["rows matter"]
+    seeds_only = [s.interval[0] <= gap <= s.interval[1] for _, s, _ in runs]
+    assert np.mean(seeds_only) < 0.85
+
+
+def test_rows_widen_the_interval_only_where_they_add_noise(row_experiments):
+    def widening(runs):
+        return np.median([np.ptp(r.interval) / np.ptp(s.interval) for r, s, _ in runs])
+
+    assert widening(row_experiments["rows matter"][0]) > 1.5
+    # Each seed's own row noise is in the seeds' spread already: not counted twice.
+    assert widening(row_experiments["seeds only"][0]) < 1.15
+    r, s, _ = row_experiments["rows matter"][0][0]
+    assert r.mean == s.mean and r.differences == s.differences and r.rows == ROWS
+
+
+def test_bonferroni_levels_and_the_intervals_they_give():
+    assert bonferroni(0.95, 1) == 0.95
+    assert bonferroni(0.95, 9) == pytest.approx(1 - 0.05 / 9)
+    assert bonferroni(0.9, 4) == pytest.approx(0.975)
+    a = np.array([0.812, 0.809, 0.820, 0.815, 0.811])
+    b = np.array([0.801, 0.805, 0.806, 0.810, 0.799])
+    c = compare(a, b, family=5)
+    expected = stats.ttest_rel(a, b).confidence_interval(confidence_level=0.99)
+    assert c.interval == pytest.approx((expected.low, expected.high))
+    assert c.level == 0.95 and c.family == 5
+    assert c.prose(3).endswith(", Bonferroni over 5)")
+
+
+def test_bonferroni_intervals_hold_together_at_the_family_level():
+    rng = np.random.default_rng(11)
+    family, repeats = 5, 300
+    together, alone = [], []
+    for _ in range(repeats):
+        pairs = [paired_scores(rng) for _ in range(family)]
+        adjusted = [compare(a, b, family=family).interval for a, b in pairs]
+        plain = [compare(a, b).interval for a, b in pairs]
+        together.append(all(lo <= TRUE_DIFFERENCE <= hi for lo, hi in adjusted))
+        alone.append(all(lo <= TRUE_DIFFERENCE <= hi for lo, hi in plain))
+    standard_error = math.sqrt(0.95 * 0.05 / repeats)
+    assert np.mean(together) >= 0.95 - 3 * standard_error
+    assert np.mean(alone) < 0.85  # about 0.95 ** 5 = 0.77 without the correction
+
+
+def test_a_summary_counting_rows_says_so():
+    rng = np.random.default_rng(5)
+    a, b = scored_world(rng, 0.5, 0.6, 0.4, 0.3)
+    c = compare(a, b, names=("MMoE", "single-task"), family=9)
+    head, tail = c.format(4).split("\n")
+    assert head.startswith("MMoE − single-task = ")
+    assert tail.endswith(f"Bonferroni over 9, {SEEDS} seeds × 1,000 test rows): better")
+
+
+@pytest.mark.parametrize(
+    "labels, draws, message",
+    [
+        ([0, 1, 2, 1], 100, "must be 0 or 1"),
+        ([1, 1, 1, 1], 100, "both classes"),
+        ([[0, 1]], 100, "one-dimensional"),
+        ([0, 1] * 50, 99, "draws must be an integer >= 100"),
+        ([0] * 99 + [1], 200, "1 positive and 99 negative test rows are too few"),
+    ],
+)
+def test_test_rows_refuse_bad_labels_and_draws(labels, draws, message):
+    with pytest.raises(ValueError, match=message):
+        TestRows(labels, draws=draws)
+
+
+def test_row_comparisons_refuse_what_is_not_paired():
+    rng = np.random.default_rng(6)
+    y = rng.random(200) < 0.3
+    rows, other = TestRows(y), TestRows(y, seed=1)
+    scores = rng.normal(size=(4, 200))
+    with pytest.raises(ValueError, match=r"\(seeds, rows\) with 200 rows"):
+        rows.auc(scores[:, :150])
+    with pytest.raises(ValueError, match=r"seeds \(rows\) \[2\] are not all finite"):
+        rows.auc(np.where(np.arange(4)[:, None] == 2, np.nan, scores))
+    a = rows.auc(scores)
+    with pytest.raises(ValueError, match="new is a RowAUC but old is list"):
+        compare(a, [0.5] * 4, names=("new", "old"))
+    with pytest.raises(ValueError, match="scored on different TestRows"):
+        compare(a, other.auc(scores))
+    with pytest.raises(ValueError, match="A has 4 seeds and B 3"):
+        compare(a, rows.auc(scores[:3]))
+    with pytest.raises(ValueError, match="the AUCs of at least 2 seeds"):
+        mean_interval(rows.auc(scores[0]))
+
+
+@pytest.mark.parametrize("family", [0, 1.5, True, "9"])
+def test_family_must_be_a_count(family):
+    with pytest.raises(ValueError, match="family must be the number of comparisons"):
+        compare([0.8, 0.9], [0.7, 0.8], family=family)
