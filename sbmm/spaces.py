@@ -269,30 +269,11 @@ class DR(IPS):
         return {o.name: dr, i.name: imp}
 
 
-class ESCM2IPS(IPS):
-    """ESCM² with its IPS regulariser: ESMM's entire-space loss plus λ · L_IPS, λ the
-    objective's `counterfactual_weight`."""
+class _ESCM2:
+    """ESCM² on top of a counterfactual space (IPS or DR): ESMM's entire-space loss
+    plus λ times that space's loss, λ the objective's `counterfactual_weight`; any
+    other loss the space sets (DR's imputation) is kept as it is."""
 
-    name = "escm2_ips"
-    escm2 = True
-
-    @classmethod
-    def declare(cls, objective: Objective, problem: Problem) -> None:
-        super().declare(objective, problem)
-        escm2_declare(objective, problem)
-
-    def losses(self, predictions, batch, across):
-        o = self.objective
-        counterfactual = super().losses(predictions, batch, across)[o.name]
-        risk = entire_loss(self, predictions, batch, across)
-        return {o.name: risk + o.counterfactual_weight * counterfactual}
-
-
-class ESCM2DR(DR):
-    """ESCM² with its DR regulariser: ESMM's entire-space loss plus λ · L_DR; its
-    imputation's loss as in `DR`."""
-
-    name = "escm2_dr"
     escm2 = True
 
     @classmethod
@@ -305,6 +286,19 @@ class ESCM2DR(DR):
         found = super().losses(predictions, batch, across)
         risk = entire_loss(self, predictions, batch, across)
         return {**found, o.name: risk + o.counterfactual_weight * found[o.name]}
+
+
+class ESCM2IPS(_ESCM2, IPS):
+    """ESCM² with its IPS regulariser: L_CTCVR + λ · L_IPS."""
+
+    name = "escm2_ips"
+
+
+class ESCM2DR(_ESCM2, DR):
+    """ESCM² with its DR regulariser: L_CTCVR + λ · L_DR; its imputation's loss as in
+    `DR`."""
+
+    name = "escm2_dr"
 
 
 def escm2_declare(objective: Objective, problem: Problem) -> None:
