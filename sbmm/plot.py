@@ -59,6 +59,7 @@ def plot_paired(
     title: str | None = None,
     ylabel: str | None = None,
     jitter: float = 0.15,
+    horizontal: bool = False,
     ax: Axes | None = None,
 ) -> Axes:
     """The per-seed differences A − B of one or several paired comparisons.
@@ -68,8 +69,11 @@ def plot_paired(
     side; `names`, `level` and `higher_is_better` go to `compare`. Each comparison
     gets a column: a point per seed (spread sideways by a fixed, seeded jitter of at
     most `jitter`), its mean and confidence interval as a black error bar, and its
-    verdict under the label; a dashed line marks zero. The y label defaults to
-    "A − B per seed". Returns the Axes.
+    verdict under the label; a dashed line marks zero. `horizontal=True` gives each
+    comparison a row instead, labelled "label: verdict" on the left, which keeps the
+    labels legible when there are more than four. The axis of the differences is
+    labelled `ylabel` (whichever way it runs), by default "A − B per seed". Returns
+    the Axes.
     """
     if b is not None:
         a = {f"{names[0]} − {names[1]}": (a, b)}
@@ -81,19 +85,31 @@ def plot_paired(
         else compare(*pair, level=level, names=names, higher_is_better=higher_is_better)
         for label, pair in a.items()
     }
+    n = len(comparisons)
     if ax is None:
-        _, ax = plt.subplots(figsize=(min(6.5, 1.6 * len(comparisons) + 2.5), 4))
+        size = (6.5, 0.6 * n + 1.8) if horizontal else (min(6.5, 1.6 * n + 2.5), 4)
+        _, ax = plt.subplots(figsize=size)
+
+    def place(position, difference):
+        """(x, y) of a point drawn at a comparison's `position`."""
+        return (difference, position) if horizontal else (position, difference)
+
     rng = np.random.default_rng(0)
     legend = set()
     for i, c in enumerate(comparisons.values()):
-        x = i + rng.uniform(-jitter, jitter, c.n)
-        ax.scatter(x, c.differences, s=18, alpha=0.6, color=f"C{i}", zorder=2)
+        ax.scatter(
+            *place(i + rng.uniform(-jitter, jitter, c.n), c.differences),
+            s=18,
+            alpha=0.6,
+            color=f"C{i}",
+            zorder=2,
+        )
         low, high = c.interval
         text = f"mean and {format(100 * c.level, '.6g')}% CI"
+        error = {"xerr" if horizontal else "yerr": [[c.mean - low], [high - c.mean]]}
         ax.errorbar(
-            i,
-            c.mean,
-            yerr=[[c.mean - low], [high - c.mean]],
+            *place(i, c.mean),
+            **error,
             fmt="D",
             color="black",
             markersize=5,
@@ -102,17 +118,24 @@ def plot_paired(
             label=None if text in legend else text,
         )
         legend.add(text)
-    ax.axhline(0, linestyle="--", color="grey", linewidth=1, zorder=1)
-    ax.set_xticks(
-        range(len(comparisons)),
-        [f"{label}\n{c.verdict}" for label, c in comparisons.items()],
-    )
-    ax.set_xlim(-0.5, len(comparisons) - 0.5)
     if ylabel is None:
         pairs = {c.names for c in comparisons.values()}
         ylabel = " − ".join(pairs.pop()) if len(pairs) == 1 else "difference"
         ylabel += " per seed"
-    ax.set(title=title or "", ylabel=ylabel)
+    if horizontal:
+        ax.axvline(0, linestyle="--", color="grey", linewidth=1, zorder=1)
+        ax.set_yticks(
+            range(n), [f"{label}: {c.verdict}" for label, c in comparisons.items()]
+        )
+        ax.set_ylim(n - 0.5, -0.5)  # the first comparison on top
+        ax.set(title=title or "", xlabel=ylabel)
+    else:
+        ax.axhline(0, linestyle="--", color="grey", linewidth=1, zorder=1)
+        ax.set_xticks(
+            range(n), [f"{label}\n{c.verdict}" for label, c in comparisons.items()]
+        )
+        ax.set_xlim(-0.5, n - 0.5)
+        ax.set(title=title or "", ylabel=ylabel)
     ax.legend()
-    ax.grid(alpha=0.3, axis="y")
+    ax.grid(alpha=0.3, axis="x" if horizontal else "y")
     return ax

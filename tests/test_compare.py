@@ -187,6 +187,22 @@ def test_plot_paired_single_comparison_and_comparison_objects():
     plt.close("all")
 
 
+def test_plot_paired_horizontal_puts_each_comparison_on_a_row_top_down():
+    rng = np.random.default_rng(1)
+    pairs = {"click AUC": paired_scores(rng), "like AUC": paired_scores(rng, n=7)}
+    ax = plot_paired(pairs, names=("MMoE", "SB"), horizontal=True)
+    points = [c for c in ax.collections if isinstance(c, PathCollection)]
+    a, b = pairs["like AUC"]
+    offsets = np.asarray(points[1].get_offsets())
+    assert offsets[:, 0] == pytest.approx(a - b)  # the differences run along x
+    assert np.all(np.abs(offsets[:, 1] - 1) <= 0.15)  # on the second row
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels[0].startswith("click AUC: ") and labels[1].startswith("like AUC: ")
+    assert ax.get_ylim()[0] > ax.get_ylim()[1]  # the first comparison on top
+    assert ax.get_xlabel().startswith("MMoE − SB")
+    plt.close("all")
+
+
 def test_prose_quotes_the_mean_and_interval_at_the_given_decimals():
     c = compare([0.3, 0.5, 0.4], [0.1, 0.1, 0.1], names=("MMoE", "SB"))
     low, high = c.interval

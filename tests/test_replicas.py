@@ -8,6 +8,7 @@ from torch import nn
 
 import sbmm
 from sbmm.data import FeedSimulator, feed_features
+from sbmm.train import replicas as replicas_module
 from sbmm.train.replicas import fit_replicas
 from sbmm.weighting import DWA, GradNorm, PCGrad, Uncertainty
 
@@ -124,14 +125,24 @@ def test_keep_best_keeps_each_replicas_own_best_epoch(feed):
     assert replicas.best_valid_loss().tolist() == lowest
 
 
-def test_early_stopping_stops_each_replica_where_its_fit_run_stops(feed):
+def test_early_stopping_stops_each_replica_where_its_fit_run_stops(feed, monkeypatch):
     train, valid = feed
     build = ARCHITECTURES["SharedBottom"]
     rule = sbmm.EarlyStopping(patience=1, objective="click", metric="auc")
     options = {"epochs": 8, "lr": 3e-2, "early_stopping": rule, "weight_decay": 0.01}
+    stacked = []  # how many replicas each epoch trains
+    train_epoch = replicas_module._train_epoch
+
+    def counting(losses_of, params, *args):
+        stacked.append(next(iter(params.values())).shape[0])
+        return train_epoch(losses_of, params, *args)
+
+    monkeypatch.setattr(replicas_module, "_train_epoch", counting)
     replicas = fit_replicas(build, train, valid, seeds=SEEDS, **{**RUN, **options})
-    lengths = {history.epochs for history in replicas.histories}
-    assert max(lengths) < 8 and len(lengths) > 1  # the replicas stop apart
+    lengths = [history.epochs for history in replicas.histories]
+    assert max(lengths) < 8 and len(set(lengths)) > 1  # the replicas stop apart
+    # A stopped replica leaves the stack: epoch e trains the replicas still running.
+    assert stacked == [sum(n > e for n in lengths) for e in range(max(lengths))]
     for seed, model, history in replicas:
         expected_model, expected = separate(build, train, valid, seed, **options)
         assert_same_run(model, history, expected_model, expected)

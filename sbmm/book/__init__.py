@@ -4,10 +4,11 @@ into its prose (`prose`), and the seed article's model, kept as published.
 
 `import sbmm` does not load it (its figure style needs matplotlib): a chapter imports
 it itself, `from sbmm import book`, and calls `book.use_profile()`,
-`book.check(...)`."""
+`book.check(...)`; a page that trains nothing calls `book.use_book_style()`."""
 
 from .article import SharedBottomMultiTaskModel, as_shared_bottom, train_seed
 from .claims import check, check_converged, pick_lr
+from .figures import use_book_style
 from .profiles import FIRST_WORLD, PROFILES, Profile, profile, use_profile
 
 __all__ = [
@@ -21,5 +22,6 @@ __all__ = [
     "pick_lr",
     "profile",
     "train_seed",
+    "use_book_style",
     "use_profile",
 ]

@@ -131,7 +131,7 @@ def fit_replicas(
                is not. With early stopping each replica watches its own validation
                number and stops as its `fit` run would: its History ends there and it
                keeps its best epoch's weights (the pass goes on while any replica runs;
-               a stopped one is trained on but no longer read).
+               a stopped one leaves the stack, and costs no more steps).
     weighting: `Static()` by default, or a strategy whose gradient is that of
                Σ_o w_o L_o under its `weights()` (`DWA`); each replica gets a copy.
                Strategies that take gradients themselves or learn parameters
@@ -183,7 +183,8 @@ def fit_replicas(
     params, buffers = stack_module_state(models)  # {name: (K, ...)}, leaves
     # The default optimiser runs fused: `fit`'s Adam update to float rounding, in one
     # pass over the K-fold parameters instead of a dozen.
-    opt = spec.make_optimizer(params.values(), fused=device.type in ("cpu", "cuda"))
+    fused = device.type in ("cpu", "cuda")
+    opt = spec.make_optimizer(params.values(), fused=fused)
     losses_of = _batched_losses(models[0])
     names = [TOTAL, *(o.name for o in models[0].objectives)]
     recorders = [
@@ -202,24 +203,36 @@ def fit_replicas(
 
     show = progress_enabled(progress)
     desc = f"epochs of {len(seeds)} replicas"
+    stacked = list(range(len(seeds)))  # the replicas in the stack, in its order
     for _ in tqdm(range(epochs), desc=desc, disable=not show):
-        running = [k for k, recorder in enumerate(recorders) if recorder.running]
+        running = [k for k in stacked if recorders[k].running]
         if not running:
             break
+        if len(running) < len(stacked):  # a stopped replica stops costing steps
+            keep = [stacked.index(k) for k in running]
+            params, buffers, opt = _compact(params, buffers, opt, keep, spec, fused)
+            stacked = running
         start = time.perf_counter()
         weights = torch.tensor(
-            [[s.weights()[name] for name in names[1:]] for s in strategies],
+            [[strategies[k].weights()[name] for name in names[1:]] for k in stacked],
             device=device,
         )  # (K, n_objectives)
         epoch_loss = _train_epoch(
-            losses_of, params, buffers, opt, weights, train, batch_size, generators
+            losses_of,
+            params,
+            buffers,
+            opt,
+            weights,
+            train,
+            batch_size,
+            [generators[k] for k in stacked],
         )  # K × [total, each objective's loss]
         seconds = time.perf_counter() - start
-        for k in running:
-            recorders[k].check_finite(epoch_loss[k])
-        _load(models, params, buffers)
-        for k in running:
-            recorders[k].record(epoch_loss[k], seconds)
+        for k, losses in zip(stacked, epoch_loss):
+            recorders[k].check_finite(losses)
+        _load([models[k] for k in stacked], params, buffers)
+        for k, losses in zip(stacked, epoch_loss):
+            recorders[k].record(losses, seconds)
     finish(recorders)
     return Replicas(models, [r.history for r in recorders], seeds)
 
@@ -254,6 +267,34 @@ def _train_epoch(
         opt.step()
         per_step.append(torch.stack([total, *losses.values()], 1).detach().float())
     return torch.stack(per_step).mean(0).tolist()  # (K, 1 + n_objectives)
+
+
+def _compact(
+    params: dict[str, Tensor],
+    buffers: dict[str, Tensor],
+    opt: torch.optim.Optimizer,
+    keep: Sequence[int],
+    spec: TrainSpec,
+    fused: bool,
+) -> tuple[dict[str, Tensor], dict[str, Tensor], torch.optim.Optimizer]:
+    """The stack cut down to the replicas at positions `keep`: their (K', ...)
+    parameters (new leaves), buffers, and a new optimiser of the run's kind holding
+    their slices of the old one's state (each state tensor shaped as its parameter,
+    such as Adam's moments, is cut; the rest, such as Adam's step count, is kept)."""
+    index = torch.tensor(keep, device=next(iter(params.values())).device)
+    kept = {
+        name: p.detach().index_select(0, index).requires_grad_(p.requires_grad)
+        for name, p in params.items()
+    }
+    new = spec.make_optimizer(kept.values(), fused=fused)
+    for name, p in params.items():
+        new.state[kept[name]] = {
+            key: value.index_select(0, index)
+            if torch.is_tensor(value) and value.shape == p.shape
+            else value
+            for key, value in opt.state[p].items()
+        }
+    return kept, {k: b.index_select(0, index) for k, b in buffers.items()}, new
 
 
 def _refusal(weighting: Weighting) -> str:
