@@ -1,5 +1,6 @@
 """The book's standard figures (matplotlib): learning curves against a reference level,
-and paired comparisons across seeds with their intervals."""
+paired comparisons across seeds with their intervals, and what a gated model's experts
+do (gate weights over training, expert use per task)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,19 @@ from typing import Any, Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.ticker import MaxNLocator
 
 from .compare import Comparison, compare
+from .expert_diagnostics import ExpertDiagnostics, ExpertSnapshot
 from .train import History
 
-__all__ = ["learning_curves", "history_curves", "plot_paired"]
+__all__ = [
+    "learning_curves",
+    "history_curves",
+    "plot_paired",
+    "plot_gate_weights",
+    "plot_expert_use",
+]
 
 
 def learning_curves(
@@ -127,7 +136,8 @@ def plot_paired(
         ax.set_yticks(
             range(n), [f"{label}: {c.verdict}" for label, c in comparisons.items()]
         )
-        ax.set_ylim(n - 0.5, -0.5)  # the first comparison on top
+        ax.set_ylim(n - 0.5, -1.3)  # the first comparison on top, the legend above it
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # tick labels apart
         ax.set(title=title or "", xlabel=ylabel)
     else:
         ax.axhline(0, linestyle="--", color="grey", linewidth=1, zorder=1)
@@ -136,6 +146,70 @@ def plot_paired(
         )
         ax.set_xlim(-0.5, n - 0.5)
         ax.set(title=title or "", ylabel=ylabel)
-    ax.legend()
+    ax.legend(loc="upper right" if horizontal else "best")
     ax.grid(alpha=0.3, axis="x" if horizontal else "y")
+    return ax
+
+
+def plot_gate_weights(
+    diagnostics: ExpertDiagnostics,
+    seed: int | None = None,
+    *,
+    title: str,
+    tasks: Sequence[str] | None = None,
+) -> np.ndarray:
+    """Each task's mean gate weight on every expert over training, from one run's
+    `ExpertDiagnostics` (`seed`: which run; may be left out when one was measured):
+    one panel per task (`tasks`, by default all), one line per expert, epochs on the
+    x-axis (0: before training). Lines of experts no task's gate sees are left out.
+    Returns the Axes, one per task, side by side in 6.5 inches."""
+    epochs, use = diagnostics.series("use", seed)  # (n,), (n, E, T)
+    snapshot = next(iter(diagnostics.snapshots.values()))[0]
+    names = list(snapshot.tasks) if tasks is None else list(tasks)
+    unknown = [t for t in names if t not in snapshot.tasks]
+    if unknown or not names:
+        raise ValueError(
+            f"plot_gate_weights: tasks must name the model's towers "
+            f"{list(snapshot.tasks)}, got {names}"
+        )
+    fig, axes = plt.subplots(
+        1, len(names), figsize=(6.5, 3.6), sharey=True, squeeze=False
+    )
+    for ax, task in zip(axes[0], names):
+        j = snapshot.tasks.index(task)
+        for e, expert in enumerate(snapshot.experts):
+            if use[:, e, j].max() > 0:  # an expert this task's gate sees
+                ax.plot(epochs, use[:, e, j], marker="o", markersize=3, label=expert)
+        ax.set(title=task, xlabel="epoch")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("mean gate weight")
+    axes[0, 0].set_ylim(0, None)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, title="expert", loc="outside right upper")
+    fig.suptitle(title)
+    return axes[0]
+
+
+def plot_expert_use(
+    snapshot: ExpertSnapshot, *, title: str, ax: Axes | None = None
+) -> Axes:
+    """How much each task leans on each expert at one snapshot: per expert, one bar
+    per task of its mean gate weight (`ExpertSnapshot.use`); the dashed line is the
+    share 1/E every expert would get from a uniform gate over E experts. Experts whose
+    hidden units are all dead are marked "dead" above their bars. Returns the Axes."""
+    use = snapshot.use  # (E, T)
+    n_experts, n_tasks = use.shape
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 3.8))
+    width = 0.8 / n_tasks
+    x = np.arange(n_experts)
+    for j, task in enumerate(snapshot.tasks):
+        ax.bar(x + (j - (n_tasks - 1) / 2) * width, use[:, j], width, label=task)
+    for e in np.flatnonzero(snapshot.dead >= 1):
+        ax.text(e, use[e].max(), "dead", ha="center", va="bottom")
+    ax.axhline(1 / n_experts, linestyle="--", color="grey", linewidth=1, label="1/E")
+    ax.set_xticks(x, snapshot.experts)
+    ax.set(title=title, xlabel="expert", ylabel="mean gate weight")
+    ax.legend(title="task")
+    ax.grid(alpha=0.3, axis="y")
     return ax

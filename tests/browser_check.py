@@ -601,10 +601,10 @@ def figure_problem(figure: dict, html: Path) -> str | None:
 
 
 def reader_problems(facts: dict, width: int, html: Path) -> list[str]:
-    """What a reader at this width would see wrong, from READER_FACTS. Figure legibility
-    and alt texts are printed as warnings, not failures, until every chapter's figures
-    meet the style (issue 28: cross_scene's paired plot, scale's throughput plot)."""
-    problems, legibility = [], []
+    """What a reader at this width would see wrong, from READER_FACTS: a page wider
+    than a phone, a cut equation, text too small in a figure, a wrapped table, an
+    image without alt text."""
+    problems = []
     if width <= PHONE:
         if facts["width"] > facts["viewport"]:
             problems.append(
@@ -622,7 +622,7 @@ def reader_problems(facts: dict, width: int, html: Path) -> list[str]:
                 f"display equation {eq['width']} px wide in a {eq['column']} px "
                 f"column, {why}: {eq['tex']!r}"
             )
-        legibility += [
+        problems += [
             why for figure in facts["figures"] if (why := figure_problem(figure, html))
         ]
     for table in facts["tables"]:
@@ -638,7 +638,7 @@ def reader_problems(facts: dict, width: int, html: Path) -> list[str]:
     for image in facts["alts"] if width == max(WIDTHS) else []:  # once a page
         alt = (image["alt"] or "").strip()
         if not alt or alt.endswith(Path(image["src"] or "").name):
-            legibility.append(
+            problems.append(
                 f"image without an alt text: {Path(image['src'] or '').name}"
                 + (
                     " (the chapter's figures get one when it is re-executed)"
@@ -646,8 +646,6 @@ def reader_problems(facts: dict, width: int, html: Path) -> list[str]:
                     else ""
                 )
             )
-    for why in legibility:
-        print(f"    warning: {why}")
     return problems
 
 
