@@ -52,12 +52,16 @@ $(KERNEL): $(STAMP) Makefile
 # that a new warning from a later release of an unpinned Sphinx package does not stop it.
 # `make test` builds it with -W (tests/test_book.py), so CI fails on any warning.
 BOOK_FLAGS ?= -n --keep-going
+# Test processes at a time: one per core of a 2-core machine.
+NBVAL_WORKERS ?= 2
 
 book: $(STAMP) $(KERNEL)
 	$(VENV)/bin/jupyter-book build $(BOOK_FLAGS) .
 
+# The library tests and the book's checks, two files at a time (one per core), then the
+# chapters.
 test: $(STAMP) $(KERNEL)
-	$(PY) -m pytest tests
+	$(PY) -m pytest -n $(NBVAL_WORKERS) --dist loadfile tests
 	$(MAKE) nbval
 
 unit: $(STAMP)
@@ -66,7 +70,6 @@ unit: $(STAMP)
 # Two chapters at a time, one per core (pytest-xdist; --dist loadfile keeps each chapter's
 # cells in order in one kernel). Each kernel runs one CPU thread (the profile's), so the
 # numbers are those of a chapter run alone.
-NBVAL_WORKERS ?= 2
 
 nbval: $(STAMP) $(KERNEL)
 	$(PY) -m pytest -n $(NBVAL_WORKERS) --dist loadfile --nbval --nbval-current-env \
