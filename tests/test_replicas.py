@@ -141,11 +141,26 @@ def test_early_stopping_stops_each_replica_where_its_fit_run_stops(feed, monkeyp
     replicas = fit_replicas(build, train, valid, seeds=SEEDS, **{**RUN, **options})
     lengths = [history.epochs for history in replicas.histories]
     assert max(lengths) < 8 and len(set(lengths)) > 1  # the replicas stop apart
-    # A stopped replica leaves the stack: epoch e trains the replicas still running.
-    assert stacked == [sum(n > e for n in lengths) for e in range(max(lengths))]
+    # A stopped replica leaves the stack: epoch e trains the replicas still running,
+    # and one stopped one beside a last one running.
+    running = [sum(n > e for n in lengths) for e in range(max(lengths))]
+    assert stacked == [max(r, 2) for r in running] and min(running) == 1
     for seed, model, history in replicas:
         expected_model, expected = separate(build, train, valid, seed, **options)
         assert_same_run(model, history, expected_model, expected)
+
+
+def test_a_replica_trains_to_the_bit_alike_in_any_stack_of_two_or_more(feed):
+    train, valid = feed
+    build = ARCHITECTURES["MMoE"]
+    rule = sbmm.EarlyStopping(patience=1, objective="click", metric="auc")
+    options = {**RUN, "epochs": 6, "lr": 3e-2, "early_stopping": rule}
+    pair = fit_replicas(build, train, valid, seeds=SEEDS[:2], **options)
+    trio = fit_replicas(build, train, valid, seeds=SEEDS[:3], **options)
+    for a, b in zip(pair.models, trio.models):  # stacks that shrink at other epochs
+        for (name, p), q in zip(a.named_parameters(), b.parameters()):
+            assert torch.equal(p, q), name
+    assert pair.histories[0].valid_loss == trio.histories[0].valid_loss
 
 
 def test_replicas_score_each_seed_against_the_truth(feed):

@@ -131,7 +131,8 @@ def fit_replicas(
                is not. With early stopping each replica watches its own validation
                number and stops as its `fit` run would: its History ends there and it
                keeps its best epoch's weights (the pass goes on while any replica runs;
-               a stopped one leaves the stack, and costs no more steps).
+               a stopped one leaves the stack and costs no more steps, down to a stack
+               of two, where replicas are the same to the bit as in any larger one).
     weighting: `Static()` by default, or a strategy whose gradient is that of
                Σ_o w_o L_o under its `weights()` (`DWA`); each replica gets a copy.
                Strategies that take gradients themselves or learn parameters
@@ -208,10 +209,15 @@ def fit_replicas(
         running = [k for k in stacked if recorders[k].running]
         if not running:
             break
-        if len(running) < len(stacked):  # a stopped replica stops costing steps
-            keep = [stacked.index(k) for k in running]
+        # A stopped replica leaves the stack and costs no more steps; but the stack
+        # keeps two (a stopped one is then trained on, not read): vmap over one
+        # replica takes other kernels, whose rounding differs, while any stack of two
+        # or more gives each replica the same numbers to the bit.
+        kept = running if len(running) > 1 else _with_one_more(running, stacked)
+        if len(kept) < len(stacked):
+            keep = [stacked.index(k) for k in kept]
             params, buffers, opt = _compact(params, buffers, opt, keep, spec, fused)
-            stacked = running
+            stacked = kept
         start = time.perf_counter()
         weights = torch.tensor(
             [[strategies[k].weights()[name] for name in names[1:]] for k in stacked],
@@ -229,10 +235,12 @@ def fit_replicas(
         )  # K × [total, each objective's loss]
         seconds = time.perf_counter() - start
         for k, losses in zip(stacked, epoch_loss):
-            recorders[k].check_finite(losses)
+            if recorders[k].running:
+                recorders[k].check_finite(losses)
         _load([models[k] for k in stacked], params, buffers)
         for k, losses in zip(stacked, epoch_loss):
-            recorders[k].record(losses, seconds)
+            if recorders[k].running:
+                recorders[k].record(losses, seconds)
     finish(recorders)
     return Replicas(models, [r.history for r in recorders], seeds)
 
@@ -267,6 +275,13 @@ def _train_epoch(
         opt.step()
         per_step.append(torch.stack([total, *losses.values()], 1).detach().float())
     return torch.stack(per_step).mean(0).tolist()  # (K, 1 + n_objectives)
+
+
+def _with_one_more(running: list[int], stacked: list[int]) -> list[int]:
+    """`running` (one replica) and the first other replica of the stack, in the
+    stack's order; `running` alone if the stack holds no other."""
+    others = [k for k in stacked if k not in running]
+    return sorted(running + others[:1], key=stacked.index)
 
 
 def _compact(
