@@ -7,9 +7,10 @@ bottom → towers → {objective: prediction} → per-objective losses
 
 `import sbmm` loads the library alone. What needs more is imported on first use: the
 way in from tables (`Schema`, `TableEncoder`, `load_census`: pandas), `sbmm.fusion`
-(SciPy, scikit-learn) and `sbmm.plot` (matplotlib). The book's own helpers (profiles,
-claims, its figure style, the seed article's model) are `sbmm.book`, which a chapter
-imports itself: `from sbmm import book`.
+(SciPy, scikit-learn), `sbmm.plot` (matplotlib) and `sbmm.export` (a module called as
+`sbmm.export(model, path)`; ONNX and ONNX Runtime load on the first export or load).
+The book's own helpers (profiles, claims, its figure style, the seed article's model)
+are `sbmm.book`, which a chapter imports itself: `from sbmm import book`.
 """
 
 import importlib
@@ -21,7 +22,18 @@ from .data import Batch, TruthSpec
 from .inputs import Categorical, Dense, InputLayer, MultiCategorical
 from .losses import multitask_loss, objective_loss, objective_losses, sample_weights
 from .metrics import objective_metrics
-from .models import MMoE, OMoE, PLE, MultiTaskModel, SharedBottom, SingleTask
+from .models import (
+    AITM,
+    PLE,
+    AdaTT,
+    CrossStitch,
+    DSelectK,
+    MMoE,
+    MultiTaskModel,
+    OMoE,
+    SharedBottom,
+    SingleTask,
+)
 from .objectives import Objective, Tower
 from .runtime import default_device, seed_everything
 from .sample_weights import SampleWeight
@@ -42,15 +54,29 @@ from .train import (
     save_checkpoint,
     sweep_lr,
 )
-from .weighting import DWA, GradNorm, PCGrad, Static, Uncertainty, Weighting
+from .weighting import (
+    DWA,
+    FAMO,
+    MGDA,
+    RLW,
+    CAGrad,
+    GradNorm,
+    MetaBalance,
+    NashMTL,
+    PCGrad,
+    Static,
+    Uncertainty,
+    Weighting,
+)
 
 _FROM_DATA = ("CensusIncome", "Schema", "TableEncoder", "load_census")  # pandas
-_SUBMODULES = ("fusion", "plot")
+_SUBMODULES = ("export", "fusion", "plot")
 
 
 def __getattr__(name: str):
-    """A name imported on first use (PEP 562): the submodules `fusion` and `plot`, and
-    `sbmm.data`'s pandas-backed names; an AttributeError for any other name."""
+    """A name imported on first use (PEP 562): the submodules `export`, `fusion` and
+    `plot`, and `sbmm.data`'s pandas-backed names; an AttributeError for any other
+    name."""
     if name in _SUBMODULES:
         return importlib.import_module(f".{name}", __name__)
     if name in _FROM_DATA:
@@ -64,12 +90,21 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "AITM",
+    "DWA",
+    "FAMO",
+    "MGDA",
+    "PLE",
+    "RLW",
+    "AdaTT",
     "AnchorTable",
     "Batch",
+    "CAGrad",
     "Categorical",
     "CensusIncome",
     "Comparison",
-    "DWA",
+    "CrossStitch",
+    "DSelectK",
     "Dense",
     "EarlyStopping",
     "GradNorm",
@@ -77,13 +112,14 @@ __all__ = [
     "InputLayer",
     "LrSweep",
     "MMoE",
+    "MetaBalance",
     "MultiCategorical",
     "MultiTaskModel",
+    "NashMTL",
     "NotConverged",
     "OMoE",
     "Objective",
     "PCGrad",
-    "PLE",
     "Replicas",
     "SampleWeight",
     "Schema",
@@ -101,6 +137,7 @@ __all__ = [
     "compare",
     "default_device",
     "evaluate",
+    "export",
     "fit",
     "fit_replicas",
     "gap_closed",

@@ -63,6 +63,8 @@ def test_parameter_summary_counts_every_parameter_once(architecture, two_scene_t
 def test_an_objective_trains_the_shared_parameters_and_no_other_tower(
     architecture, two_scene_towers
 ):
+    # Seeded: on 8 rows, an unlucky draw can leave a whole layer's ReLUs silent.
+    torch.manual_seed(0)
     model = ARCHITECTURES[architecture](features(), two_scene_towers)
     model(feed_features(8))["click"].sum().backward()
     assert all(
