@@ -15,7 +15,7 @@ are `sbmm.book`, which a chapter imports itself: `from sbmm import book`.
 
 import importlib
 
-from . import data, debias, diagnostics, kinds, spaces, weighting
+from . import data, debias, diagnostics, expert_diagnostics, kinds, spaces, weighting
 from .anchors import AnchorTable, anchor_table, gap_closed, gap_closed_by_run
 from .compare import Comparison, compare, mean_interval
 from .data import Batch, TruthSpec

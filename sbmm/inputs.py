@@ -26,7 +26,14 @@ from torch import Tensor, nn
 
 from .validation import check_number
 
-__all__ = ["Categorical", "Dense", "Feature", "InputLayer", "MultiCategorical"]
+__all__ = [
+    "Categorical",
+    "Dense",
+    "Feature",
+    "InputLayer",
+    "MultiCategorical",
+    "TaskInputs",
+]
 
 
 @dataclass(frozen=True)
@@ -259,3 +266,70 @@ class InputLayer(nn.Module):
         for table in self.embeddings.values():
             return table.weight.dtype
         return torch.get_default_dtype()
+
+
+class TaskInputs(nn.Module):
+    """Shared embeddings and, beside them, embeddings of its own for every task, in
+    the spirit of STEM (Su et al., AAAI 2024): dict of tensors → (B, self.dim), the
+    shared layer's vector followed by each task's embedded features, in `tasks`' order.
+
+    features:      the declarations; the shared part embeds them all (as
+                   `InputLayer`), each task's part only the id features
+                   (Categorical, MultiCategorical): dense values have nothing to learn.
+    tasks:         the task (tower) names, unique.
+    embedding_std: as `InputLayer`'s, for every table.
+
+    Every task reads every column forward; `trained_by(task)` says which columns a
+    task's loss may train: the shared ones and its own ("all forward, task-specific
+    backward"). The model detaches the others on the task's path. A ValueError, naming
+    `task_embeddings`, when there is no id feature to give a task.
+    """
+
+    def __init__(
+        self,
+        features: list[Feature] | tuple[Feature, ...],
+        tasks: list[str] | tuple[str, ...],
+        embedding_std: float = 1.0,
+    ):
+        super().__init__()
+        self.shared = InputLayer(features, embedding_std)
+        ids = [f for f in self.shared.features if not isinstance(f, Dense)]
+        if not ids:
+            raise ValueError(
+                "task_embeddings needs at least one Categorical or MultiCategorical "
+                "feature to give each task embeddings of its own; the features are "
+                f"all dense: {[f.name for f in self.shared.features]}"
+            )
+        tasks = tuple(tasks)
+        if len(set(tasks)) != len(tasks) or not tasks:
+            raise ValueError(f"task_embeddings: task names must be unique, got {tasks}")
+        self.tasks = tasks
+        self.own = nn.ModuleDict({t: InputLayer(ids, embedding_std) for t in tasks})
+        self.dim = self.shared.dim + sum(layer.dim for layer in self.own.values())
+
+    @property
+    def features(self) -> tuple[Feature, ...]:
+        """The declarations, as `InputLayer.features`."""
+        return self.shared.features
+
+    def forward(self, features: Mapping[str, Tensor]) -> Tensor:
+        parts = [
+            self.shared(features),
+            *(layer(features) for layer in self.own.values()),
+        ]
+        return torch.cat(parts, dim=1)  # (B, shared dim + Σ_t own dim)
+
+    def trained_by(self, task: str) -> Tensor:
+        """(self.dim,) bool: the columns `task`'s loss trains (shared and its own)."""
+        keep = torch.zeros(self.dim, dtype=torch.bool)
+        keep[: self.shared.dim] = True
+        start = self.shared.dim
+        for t, layer in self.own.items():
+            if t == task:
+                keep[start : start + layer.dim] = True
+            start += layer.dim
+        return keep
+
+    def check_data(self, features: Mapping[str, Tensor], n: int | None = None) -> None:
+        """Check a data set's features once (`InputLayer.check_data`)."""
+        self.shared.check_data(features, n)

@@ -162,7 +162,8 @@ def plot_gate_weights(
     `ExpertDiagnostics` (`seed`: which run; may be left out when one was measured):
     one panel per task (`tasks`, by default all), one line per expert, epochs on the
     x-axis (0: before training). Lines of experts no task's gate sees are left out.
-    Returns the Axes, one per task, side by side in 6.5 inches."""
+    Returns the Axes, one per task, side by side in 6.5 inches, in a figure of
+    constrained layout (show it without `tight_layout`)."""
     epochs, use = diagnostics.series("use", seed)  # (n,), (n, E, T)
     snapshot = next(iter(diagnostics.snapshots.values()))[0]
     names = list(snapshot.tasks) if tasks is None else list(tasks)
@@ -173,7 +174,12 @@ def plot_gate_weights(
             f"{list(snapshot.tasks)}, got {names}"
         )
     fig, axes = plt.subplots(
-        1, len(names), figsize=(6.5, 3.6), sharey=True, squeeze=False
+        1,
+        len(names),
+        figsize=(6.5, 3.8),
+        sharey=True,
+        squeeze=False,
+        layout="constrained",  # room for the legend outside, on the right
     )
     for ax, task in zip(axes[0], names):
         j = snapshot.tasks.index(task)
@@ -181,6 +187,7 @@ def plot_gate_weights(
             if use[:, e, j].max() > 0:  # an expert this task's gate sees
                 ax.plot(epochs, use[:, e, j], marker="o", markersize=3, label=expert)
         ax.set(title=task, xlabel="epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel("mean gate weight")
     axes[0, 0].set_ylim(0, None)

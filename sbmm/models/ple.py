@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from ..inputs import Feature
 from ..objectives import Tower
 from .base import MultiTaskModel
-from .experts import Experts, Gate
+from .experts import ExpertOptions, Experts, ExpertTrace, Gate
 from .mlp import LayerOptions, check_widths
 
 __all__ = ["PLE"]
@@ -42,13 +42,17 @@ class _ExtractionLevel(nn.Module):
         last: bool,
         options: LayerOptions,
         gate_batch_norm: bool,
+        fixes: ExpertOptions,
     ):
         super().__init__()
         self.towers = tuple(towers)
         self.specific = nn.ModuleDict(
-            {t: Experts(in_dim, widths, n_specific, options) for t in self.towers}
+            {
+                t: Experts(in_dim, widths, n_specific, options, fixes)
+                for t in self.towers
+            }
         )
-        self.shared = Experts(in_dim, widths, n_shared, options)
+        self.shared = Experts(in_dim, widths, n_shared, options, fixes)
         n_gated = n_specific + n_shared
         self.gates = nn.ModuleDict(
             {t: Gate(in_dim, n_gated, gate_batch_norm) for t in self.towers}
@@ -88,6 +92,9 @@ class PLE(MultiTaskModel):
                 layers (not the gates'), and the embeddings' std.
     gate_batch_norm: batch-normalise every gate's logits before its softmax
                 (torch-rechub's gates); False by default.
+    expert_norm, expert_activation, feature_gate:
+                HoME's fixes to every level's experts (`ExpertOptions`), as in
+                `MMoE`; all off by default.
 
     forward(batch.features) → {objective name: prediction}, as every sbmm model.
     """
@@ -101,8 +108,12 @@ class PLE(MultiTaskModel):
         expert: Sequence[int] = (32, 16),
         levels: int = 1,
         gate_batch_norm: bool = False,
+        expert_norm: bool = False,
+        expert_activation: str | None = None,
+        feature_gate: int = 0,
         **options,
     ):
+        fixes = ExpertOptions(expert_norm, expert_activation, feature_gate)
         super().__init__(features, towers, **options)
         expert = check_widths("expert", expert)
         if not (isinstance(levels, int) and levels >= 1):
@@ -119,6 +130,7 @@ class PLE(MultiTaskModel):
                 last=(i == levels - 1),
                 options=self.layer_options,
                 gate_batch_norm=gate_batch_norm,
+                fixes=fixes,
             )
             for i, d in enumerate(dims)
         )
@@ -142,6 +154,42 @@ class PLE(MultiTaskModel):
         return {
             t.name: self.levels[0].gates[t.name].weights(x) for t in self.tower_specs
         }
+
+    def expert_trace(self, features: Mapping[str, Tensor]) -> ExpertTrace:
+        """The first level's experts on a batch, for the diagnostics (`ExpertTrace`):
+        each tower's own experts, named "<tower>.0", "<tower>.1", ..., then the shared
+        ones, "shared.0", ...; each tower's gate weighs its own and the shared ones
+        (0 on the other towers' experts)."""
+        x = self.inputs(features)  # (B, d_in)
+        names, outputs, units, owners = [], [], [], []
+        for owner, experts in self._first_experts():
+            out, fired = experts.trace(x)
+            names += [f"{owner or 'shared'}.{e}" for e in range(out.shape[1])]
+            owners += [owner] * out.shape[1]
+            outputs.append(out)
+            units += fired
+        shared = [i for i, o in enumerate(owners) if o is None]
+        gates = {}
+        for t, weights in self.gate_weights(features).items():
+            own = [i for i, o in enumerate(owners) if o == t]
+            full = x.new_zeros(len(x), len(names))  # (B, E)
+            full[:, own + shared] = weights  # the gate's order: its own, then shared
+            gates[t] = full
+        return ExpertTrace(tuple(names), torch.cat(outputs, 1), tuple(units), gates)
+
+    def expert_parameters(self) -> dict[str, list[nn.Parameter]]:
+        """{expert name: its parameters}, for the first level's experts (names as in
+        `expert_trace`)."""
+        return {
+            f"{owner or 'shared'}.{e}": list(net.parameters())
+            for owner, experts in self._first_experts()
+            for e, net in enumerate(experts.nets)
+        }
+
+    def _first_experts(self) -> list[tuple[str | None, Experts]]:
+        """The first level's experts: (tower, its own), ..., then (None, shared)."""
+        level = self.levels[0]
+        return [*((t, level.specific[t]) for t in level.towers), (None, level.shared)]
 
     def represent(self, x: Tensor) -> dict[str, Tensor]:
         h, s = {t.name: x for t in self.tower_specs}, x

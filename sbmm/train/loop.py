@@ -38,13 +38,20 @@ from .history import TOTAL, History
 from .protocol import OptimizerFactory, Recorder, TrainSpec, finish
 from .stopping import EarlyStopping
 
-__all__ = ["StepCallback", "fit"]
+__all__ = ["EpochCallback", "StepCallback", "fit"]
 
 # A step callback: called as callback(step, model, losses) after each forward pass and
 # before the backward pass, while `losses` ({objective: loss}) still hold their graphs
 # (so a callback may take gradients of them with retain_graph=True). `step` counts
 # optimiser steps from 0 over the whole run.
 StepCallback = Callable[[int, nn.Module, dict[str, Tensor]], None]
+
+# An epoch callback: called as callback(epoch, model, seed) before the first epoch
+# (epoch 0, or the epochs a resumed run has done) and after each epoch, with `epoch`
+# the epochs finished, the run's model (its weights as the epoch left them) and its
+# seed (`fit`'s, None without one; each replica's in `fit_replicas`). For diagnostics
+# such as `sbmm.expert_diagnostics.ExpertDiagnostics`.
+EpochCallback = Callable[[int, nn.Module, "int | None"], None]
 
 
 def fit(
@@ -60,6 +67,7 @@ def fit(
     device: torch.device | str | None = None,
     progress: bool = True,
     callbacks: Iterable[StepCallback] = (),
+    epoch_callbacks: Iterable[EpochCallback] = (),
     weighting: Weighting | None = None,
     precision: Literal["fp32", "bf16"] = "fp32",
     compile: bool | str = False,
@@ -84,6 +92,9 @@ def fit(
     callbacks:          functions called at every step before the backward pass (see
                         `StepCallback`), for diagnostics such as the cosine between
                         gradients.
+    epoch_callbacks:    functions called before the first epoch and after each one
+                        (see `EpochCallback`), for diagnostics such as the experts'
+                        (`sbmm.expert_diagnostics`); with `fit_replicas`' the same.
     weighting:          how the objectives' losses combine (`sbmm.weighting`); by
                         default `Static()`, the declared Σ_t w_t Σ_o w_o L_o. The
                         strategy is the one owner of the combination: "total" in the
@@ -190,6 +201,9 @@ def fit(
     step = _Step(net, model, opt, weighting, tuple(callbacks), precision, context)
     step.count = first_epoch * math.ceil(len(train) / batch_size)
 
+    epoch_callbacks = tuple(epoch_callbacks)
+    for callback in epoch_callbacks:
+        callback(first_epoch, model, seed)
     show = progress_enabled(progress) and context.is_main
     for epoch in tqdm(range(first_epoch, epochs), desc="epochs", disable=not show):
         if not recorder.running:
@@ -204,6 +218,8 @@ def fit(
             model.load_state_dict(before)
             raise
         recorder.record(epoch_loss, seconds)
+        for callback in epoch_callbacks:
+            callback(epoch + 1, model, seed)
         if checkpoint is not None and context.is_main:
             save_checkpoint(
                 checkpoint, model=model, optimizer=opt, weighting=weighting,

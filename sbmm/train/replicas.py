@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +46,7 @@ from ..weighting import Weighting
 from .checks import check_data, check_model, check_weighting, progress_enabled
 from .evaluation import predict
 from .history import TOTAL, History
+from .loop import EpochCallback
 from .protocol import OptimizerFactory, Recorder, TrainSpec, finish
 from .stopping import EarlyStopping
 
@@ -114,6 +115,7 @@ def fit_replicas(
     weight_decay: float = 0.0,
     device: torch.device | str | None = None,
     progress: bool = True,
+    epoch_callbacks: Iterable[EpochCallback] = (),
 ) -> Replicas:
     """Train one replica of `build()` per seed in one vectorised pass.
 
@@ -122,7 +124,7 @@ def fit_replicas(
                return one architecture every time (declare features and towers outside).
     seeds:     distinct ints; replica k trains as `fit(model, ..., seed=seeds[k])` does.
     epochs, batch_size, lr, optimizer, keep_best, early_stopping, weight_decay, device,
-    progress:
+    progress, epoch_callbacks:
                as in `fit` (one `TrainSpec`, checked as `fit` checks it). `optimizer`
                receives the K-fold stacked (K, ...) parameters: an optimiser that
                updates each element from its own gradient and state (Adam, AdamW, Adam
@@ -202,6 +204,10 @@ def fit_replicas(
     # One generator per replica, seeded as `fit(seed=k)` seeds the global one.
     generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
 
+    epoch_callbacks = tuple(epoch_callbacks)
+    for callback in epoch_callbacks:
+        for seed, model in zip(seeds, models):
+            callback(0, model, seed)
     show = progress_enabled(progress)
     desc = f"epochs of {len(seeds)} replicas"
     stacked = list(range(len(seeds)))  # the replicas in the stack, in its order
@@ -234,13 +240,19 @@ def fit_replicas(
             [generators[k] for k in stacked],
         )  # K × [total, each objective's loss]
         seconds = time.perf_counter() - start
-        for k, losses in zip(stacked, epoch_loss):
-            if recorders[k].running:
-                recorders[k].check_finite(losses)
+        # {replica: its epoch losses}, of those still running (not a stopped one kept
+        # in the stack)
+        trained = {
+            k: losses for k, losses in zip(stacked, epoch_loss) if recorders[k].running
+        }
+        for k, losses in trained.items():
+            recorders[k].check_finite(losses)
         _load([models[k] for k in stacked], params, buffers)
-        for k, losses in zip(stacked, epoch_loss):
-            if recorders[k].running:
-                recorders[k].record(losses, seconds)
+        for k, losses in trained.items():
+            recorders[k].record(losses, seconds)
+        for callback in epoch_callbacks:  # each replica that trained this epoch
+            for k in trained:
+                callback(recorders[k].history.epochs, models[k], seeds[k])
     finish(recorders)
     return Replicas(models, [r.history for r in recorders], seeds)
 
