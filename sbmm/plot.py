@@ -73,16 +73,17 @@ def plot_paired(
 ) -> Axes:
     """The per-seed differences A − B of one or several paired comparisons.
 
-    Give either the scores `a` and `b` of one comparison (anything `compare` takes),
-    or as `a` alone a dict {label: (a, b)} or {label: Comparison} for several side by
-    side; `names`, `level` and `higher_is_better` go to `compare`. Each comparison
-    gets a column: a point per seed (spread sideways by a fixed, seeded jitter of at
-    most `jitter`), its mean and confidence interval as a black error bar, and its
-    verdict under the label; a dashed line marks zero. `horizontal=True` gives each
-    comparison a row instead, labelled "label: verdict" on the left, which keeps the
-    labels legible when there are more than four. The axis of the differences is
-    labelled `ylabel` (whichever way it runs), by default "A − B per seed". Returns
-    the Axes.
+        Give either the scores `a` and `b` of one comparison (anything `compare` takes),
+        or as `a` alone a dict {label: (a, b)} or {label: Comparison} for several side by
+        side; `names`, `level` and `higher_is_better` go to `compare`. Each comparison
+        gets a column: a point per seed (spread sideways by a fixed, seeded jitter of at
+        most `jitter`), its mean and confidence interval as a black error bar, and its
+        verdict under the label; a dashed line marks zero. `horizontal=True` gives each
+        comparison a row instead, labelled "label: verdict" on the left, which keeps the
+        labels legible when there are more than four (in a figure of its own, the title then
+    spans the figure, labels and all). The axis of the differences is
+        labelled `ylabel` (whichever way it runs), by default "A − B per seed". Returns
+        the Axes.
     """
     if b is not None:
         a = {f"{names[0]} − {names[1]}": (a, b)}
@@ -95,7 +96,8 @@ def plot_paired(
         for label, pair in a.items()
     }
     n = len(comparisons)
-    if ax is None:
+    own_figure = ax is None
+    if own_figure:
         size = (6.5, 0.6 * n + 1.8) if horizontal else (min(6.5, 1.6 * n + 2.5), 4)
         _, ax = plt.subplots(figsize=size)
 
@@ -138,7 +140,11 @@ def plot_paired(
         )
         ax.set_ylim(n - 0.5, -1.3)  # the first comparison on top, the legend above it
         ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # tick labels apart
-        ax.set(title=title or "", xlabel=ylabel)
+        ax.set_xlabel(ylabel)
+        if own_figure and title:  # over the whole figure: the labels take its left
+            ax.figure.suptitle(title)
+        else:
+            ax.set_title(title or "")
     else:
         ax.axhline(0, linestyle="--", color="grey", linewidth=1, zorder=1)
         ax.set_xticks(

@@ -200,6 +200,9 @@ def test_plot_paired_horizontal_puts_each_comparison_on_a_row_top_down():
     assert labels[0].startswith("click AUC: ") and labels[1].startswith("like AUC: ")
     assert ax.get_ylim()[0] > ax.get_ylim()[1]  # the first comparison on top
     assert ax.get_xlabel().startswith("MMoE − SB")
+    title = "a title wider than the plot beside its labels"
+    ax = plot_paired(pairs, names=("MMoE", "SB"), horizontal=True, title=title)
+    assert ax.figure.get_suptitle() == title and ax.get_title() == ""
     plt.close("all")
 
 
