@@ -73,17 +73,16 @@ def plot_paired(
 ) -> Axes:
     """The per-seed differences A − B of one or several paired comparisons.
 
-        Give either the scores `a` and `b` of one comparison (anything `compare` takes),
-        or as `a` alone a dict {label: (a, b)} or {label: Comparison} for several side by
-        side; `names`, `level` and `higher_is_better` go to `compare`. Each comparison
-        gets a column: a point per seed (spread sideways by a fixed, seeded jitter of at
-        most `jitter`), its mean and confidence interval as a black error bar, and its
-        verdict under the label; a dashed line marks zero. `horizontal=True` gives each
-        comparison a row instead, labelled "label: verdict" on the left, which keeps the
-        labels legible when there are more than four (in a figure of its own, the title then
-    spans the figure, labels and all). The axis of the differences is
-        labelled `ylabel` (whichever way it runs), by default "A − B per seed". Returns
-        the Axes.
+    Give either the scores `a` and `b` of one comparison (anything `compare` takes),
+    or as `a` alone a dict {label: (a, b)} or {label: Comparison} for several side by
+    side; `names`, `level` and `higher_is_better` go to `compare`. Each comparison
+    gets a column: a point per seed (spread sideways by a fixed, seeded jitter of at
+    most `jitter`), its mean and confidence interval as a black error bar, and its
+    verdict under the label; a dashed line marks zero. `horizontal=True` gives each
+    comparison a row instead, labelled "label: verdict" on the left, which keeps the
+    labels legible when there are more than four (in a figure of its own, the title
+    then spans the figure, labels and all). The axis of the differences is labelled
+    `ylabel` (whichever way it runs), by default "A − B per seed". Returns the Axes.
     """
     if b is not None:
         a = {f"{names[0]} − {names[1]}": (a, b)}
