@@ -6,32 +6,14 @@ trains under `fit_replicas` as separate fits do."""
 
 import pytest
 import torch
+from expert_world import FEATURES, batch, towers
 from torch import nn
 
 import sbmm
 from sbmm.models.experts import ExpertOptions, Experts, FeatureGate
 from sbmm.models.mlp import LayerOptions
 
-FEATURES = [sbmm.Dense("x", 5), sbmm.Categorical("item", 7, dim=3)]
-D_IN = 5 + 3
-
-
-def towers():
-    return [
-        sbmm.Tower("feed", [sbmm.Objective("click")], hidden=(8,)),
-        sbmm.Tower("video", [sbmm.Objective("like", given="click")], hidden=(8,)),
-    ]
-
-
-def batch(n=32, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, 5, generator=g)
-    click = (x[:, 0] + 0.5 * torch.randn(n, generator=g) > 0).float()
-    like = click * (x[:, 1] > 0).float()
-    return sbmm.Batch(
-        {"x": x, "item": torch.randint(0, 7, (n,), generator=g)},
-        {"click": click, "like": like},
-    )
+D_IN = 5 + 3  # the inputs' width: x, and item's embedding
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::sbmm.NotConverged")

@@ -8,32 +8,13 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
+from expert_world import FEATURES, batch, towers
 
 import sbmm
 from sbmm.expert_diagnostics import ExpertDiagnostics, expert_snapshot
 
 matplotlib.use("Agg")
 pytestmark = pytest.mark.filterwarnings("ignore::sbmm.NotConverged")
-
-FEATURES = [sbmm.Dense("x", 5), sbmm.Categorical("item", 7, dim=3)]
-
-
-def towers():
-    return [
-        sbmm.Tower("feed", [sbmm.Objective("click")], hidden=(8,)),
-        sbmm.Tower("video", [sbmm.Objective("like", given="click")], hidden=(8,)),
-    ]
-
-
-def batch(n=64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, 5, generator=g)
-    click = (x[:, 0] + 0.5 * torch.randn(n, generator=g) > 0).float()
-    like = click * (x[:, 1] > 0).float()
-    return sbmm.Batch(
-        {"x": x, "item": torch.randint(0, 7, (n,), generator=g)},
-        {"click": click, "like": like},
-    )
 
 
 def mmoe(seed=0, n_experts=4, **options):
@@ -52,7 +33,7 @@ def test_use_entropy_and_capture_of_gates_set_by_hand():
     model = mmoe()
     set_gate(model.gates["feed"], [0.0, 0.0, 0.0, 0.0])  # uniform
     set_gate(model.gates["video"], [50.0, 0.0, 0.0, 0.0])  # all on expert 0
-    s = expert_snapshot(model, batch())
+    s = expert_snapshot(model, batch(64))
     assert s.experts == ("0", "1", "2", "3") and s.tasks == ("feed", "video")
     assert s.use.shape == (4, 2) and np.allclose(s.use.sum(0), 1)
     assert np.allclose(s.use[:, 0], 0.25) and s.use[0, 1] == pytest.approx(1)
@@ -68,7 +49,7 @@ def test_dead_units_and_output_norms_of_experts_set_by_hand():
     with torch.no_grad():  # expert 2 never fires: its ReLU sees −1000 at least
         model.experts.nets[2][0].weight.zero_()
         model.experts.nets[2][0].bias.fill_(-1000.0)
-    data = batch()
+    data = batch(64)
     s = expert_snapshot(model, data)
     assert s.dead[2] == 1 and s.output_norm[2] == 0
     assert (s.dead[[0, 1, 3]] < 1).all()
@@ -80,7 +61,7 @@ def test_dead_units_and_output_norms_of_experts_set_by_hand():
 
 def test_gradient_norms_are_each_task_s_on_each_expert():
     model = mmoe()
-    data = batch()
+    data = batch(64)
     s = expert_snapshot(model, data)
     losses = sbmm.objective_losses(model.tower_specs, model(data.features), data)
     params = list(model.experts.nets[3].parameters())
@@ -93,7 +74,7 @@ def test_gradient_norms_are_each_task_s_on_each_expert():
 def test_ple_experts_a_tower_s_gate_cannot_see_get_no_use_and_no_gradient():
     torch.manual_seed(0)
     model = sbmm.PLE(FEATURES, towers(), n_specific=2, n_shared=1, expert=(8,))
-    s = expert_snapshot(model, batch())
+    s = expert_snapshot(model, batch(64))
     assert s.experts == ("feed.0", "feed.1", "video.0", "video.1", "shared.0")
     feed, video = 0, 1
     assert (s.use[2:4, feed] == 0).all() and (s.use[0:2, video] == 0).all()
@@ -101,7 +82,7 @@ def test_ple_experts_a_tower_s_gate_cannot_see_get_no_use_and_no_gradient():
     assert (s.grad_norm[:2, feed] > 0).all() and (s.grad_norm[4] > 0).all()
     assert np.allclose(s.capture[:4], 1)  # a task's own experts are all its own
     assert np.allclose(s.use.sum(0), 1)
-    weights = model.gate_weights(batch().features)["video"].mean(0)  # own, shared
+    weights = model.gate_weights(batch(64).features)["video"].mean(0)  # own, shared
     assert np.allclose(s.use[[2, 3, 4], video], weights.detach().numpy(), atol=1e-6)
 
 
@@ -140,22 +121,22 @@ def test_replicas_record_each_seed_as_its_fit_would():
 def test_a_model_is_measured_in_evaluation_mode_and_left_in_its_own():
     model = mmoe(expert_norm=True).train()
     running = model.experts.nets[0][1].running_mean.clone()
-    expert_snapshot(model, batch())
+    expert_snapshot(model, batch(64))
     assert model.training
     assert torch.equal(model.experts.nets[0][1].running_mean, running)  # not updated
-    expert_snapshot(model.eval(), batch())
+    expert_snapshot(model.eval(), batch(64))
     assert not model.training
 
 
 def test_bad_input_is_named():
     shared = sbmm.SharedBottom(FEATURES, towers(), bottom=(8,))
     with pytest.raises(ValueError, match="gated model.*SharedBottom"):
-        expert_snapshot(shared, batch())
+        expert_snapshot(shared, batch(64))
     with pytest.raises(TypeError, match="probe must be an sbmm.Batch"):
         ExpertDiagnostics({"x": torch.zeros(3)})
     with pytest.raises(ValueError, match="every must be an integer >= 1, got 0"):
-        ExpertDiagnostics(batch(), every=0)
-    diagnostics = ExpertDiagnostics(batch())
+        ExpertDiagnostics(batch(64), every=0)
+    diagnostics = ExpertDiagnostics(batch(64))
     diagnostics(0, mmoe(), seed=3)
     with pytest.raises(ValueError, match="field must be one of.*'usage'"):
         diagnostics.series("usage")
@@ -166,7 +147,7 @@ def test_bad_input_is_named():
 def test_figures_of_gates_over_training_and_of_expert_use():
     import matplotlib.pyplot as plt
 
-    diagnostics = ExpertDiagnostics(batch())
+    diagnostics = ExpertDiagnostics(batch(64))
     model = mmoe()
     for epoch in range(3):
         diagnostics(epoch, model)
