@@ -24,6 +24,7 @@ import statistics
 import time
 
 import torch
+from feed_throughput import TOWERS  # the feed's five objectives, as benchmarked there
 
 import sbmm
 from sbmm.data import FeedSimulator
@@ -40,26 +41,6 @@ from sbmm.weighting import (
     Static,
     Uncertainty,
 )
-
-TOWERS = [
-    sbmm.Tower(
-        "scene1",
-        [
-            sbmm.Objective("stay"),
-            sbmm.Objective("stay_time", "regression", given="stay"),
-            sbmm.Objective("click"),
-        ],
-        hidden=(32,),
-    ),
-    sbmm.Tower(
-        "scene2",
-        [
-            sbmm.Objective("play_time", "regression", given="click"),
-            sbmm.Objective("like", given="click"),
-        ],
-        hidden=(32,),
-    ),
-]
 
 STRATEGIES = {
     "Static": Static,

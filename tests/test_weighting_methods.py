@@ -7,14 +7,15 @@ import math
 
 import pytest
 import torch
+from test_weighting import data, losses_of, shared_bottom, towers
 
 import sbmm
 from sbmm.train.config import strategies
 from sbmm.weighting import (
-    CAGrad,
     FAMO,
     MGDA,
     RLW,
+    CAGrad,
     MetaBalance,
     NashMTL,
     Static,
@@ -25,26 +26,6 @@ from sbmm.weighting.cagrad import cagrad_direction
 from sbmm.weighting.nash_mtl import nash_weights
 
 NEW = [RLW, MGDA, CAGrad, NashMTL, FAMO, MetaBalance]
-
-
-def towers():
-    return [
-        sbmm.Tower("a", [sbmm.Objective("y1", "regression", weight=2.0)], hidden=(8,)),
-        sbmm.Tower("b", [sbmm.Objective("y2", "regression")], hidden=(8,), weight=0.5),
-    ]
-
-
-def data(n=256):
-    return sbmm.data.correlated_tasks(n=n, p=0.5, d=6, seed=0)
-
-
-def shared_bottom(seed=0):
-    sbmm.seed_everything(seed)
-    return sbmm.SharedBottom([sbmm.Dense("x", 6)], towers(), bottom=(16, 8))
-
-
-def losses_of(model, batch):
-    return sbmm.objective_losses(model.tower_specs, model(batch.features), batch)
 
 
 def gradients(model, losses):
